@@ -1,0 +1,30 @@
+// One config, three layers as jest projects: unit (libs, fast), integration (real Postgres), e2e (HTTP).
+const swcConfig = JSON.parse(require('fs').readFileSync(`${__dirname}/.swcrc`, 'utf8'));
+const base = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  transform: { '^.+\\.(t|j|mj)s$': ['@swc/jest', { ...swcConfig, swcrc: false }] },
+  // Nest 12 and some of its deps ship ESM only; let swc turn them into CJS for jest's module system.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer)/)'],
+  moduleNameMapper: { '^#strata/(.*)$': '<rootDir>/libs/$1/index.ts' },
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+};
+module.exports = {
+  projects: [
+    { ...base, displayName: 'unit', testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts'] },
+    {
+      ...base,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.int-spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+    {
+      ...base,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+  ],
+};
