@@ -1,0 +1,13 @@
+export { STRATA_CONFIG, loadStrataConfig, type StrataConfig } from './strata.config';
+export {
+  ApiException,
+  type ApiErrorBody,
+  notFound,
+  badRequest,
+  conflict,
+  unauthorized,
+  forbidden,
+  unavailable,
+} from './api.exception';
+export { HttpErrorFilter } from './http-error.filter';
+export { createValidationPipe, UuidPipe } from './validation';

@@ -1,0 +1,71 @@
+export const STRATA_CONFIG = Symbol('STRATA_CONFIG');
+
+export interface StrataConfig {
+  port: number;
+  /** Owner connection to the control-plane database; migrations and provisioning use it. */
+  databaseUrl: string;
+  appDbUser: string;
+  appDbPassword: string | undefined;
+  jwtSecret: string;
+  jwksUrl: string | undefined;
+  jwtIssuer: string | undefined;
+  tokenTtlSeconds: number;
+  baseDomain: string | undefined;
+  redisUrl: string | undefined;
+  registryCacheTtlMs: number;
+  dataPoolMax: number;
+  bridgeConnMaxUses: number;
+  bridgeConnMaxLifetimeSeconds: number;
+  siloPoolMax: number;
+  siloMaxConnections: number;
+  siloIdleMs: number;
+  siloAcquireTimeoutMs: number;
+}
+
+function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function opt(env: NodeJS.ProcessEnv, key: string): string | undefined {
+  const v = env[key];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** Reads and validates every setting once, at startup: a bad value stops the process with its name. */
+export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataConfig {
+  const databaseUrl = opt(env, 'DATABASE_URL');
+  if (!databaseUrl) throw new Error('config: DATABASE_URL is required (npm start provides an embedded default)');
+  const jwtSecret = opt(env, 'AUTH_JWT_SECRET');
+  if (!jwtSecret || jwtSecret.length < 32) {
+    throw new Error('config: AUTH_JWT_SECRET must be set to at least 32 characters');
+  }
+  const siloPoolMax = int(env, 'SILO_POOL_MAX', 2, 1);
+  const siloMaxConnections = int(env, 'SILO_MAX_CONNECTIONS', 40, 1);
+  if (siloMaxConnections < siloPoolMax) {
+    throw new Error('config: SILO_MAX_CONNECTIONS must be >= SILO_POOL_MAX');
+  }
+  return {
+    port: int(env, 'PORT', 3000, 0),
+    databaseUrl,
+    appDbUser: opt(env, 'DB_APP_USER') ?? 'strata_app',
+    appDbPassword: opt(env, 'DB_APP_PASSWORD'),
+    jwtSecret,
+    jwksUrl: opt(env, 'AUTH_JWKS_URL'),
+    jwtIssuer: opt(env, 'AUTH_JWT_ISSUER'),
+    tokenTtlSeconds: int(env, 'AUTH_TOKEN_TTL_SECONDS', 3600, 60),
+    baseDomain: opt(env, 'BASE_DOMAIN')?.toLowerCase(),
+    redisUrl: opt(env, 'REDIS_URL'),
+    registryCacheTtlMs: int(env, 'REGISTRY_CACHE_TTL_MS', 5000, 0),
+    dataPoolMax: int(env, 'DATA_POOL_MAX', 10, 1),
+    bridgeConnMaxUses: int(env, 'BRIDGE_CONN_MAX_USES', 5000, 0),
+    bridgeConnMaxLifetimeSeconds: int(env, 'BRIDGE_CONN_MAX_LIFETIME_SECONDS', 300, 0),
+    siloPoolMax,
+    siloMaxConnections,
+    siloIdleMs: int(env, 'SILO_IDLE_MS', 60_000, 100),
+    siloAcquireTimeoutMs: int(env, 'SILO_ACQUIRE_TIMEOUT_MS', 5000, 1),
+  };
+}

@@ -1,0 +1,36 @@
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { CONTROL_PLANE_ENTITIES } from './control-plane.entities';
+import { CONTROL_DATA_SOURCE, TenantRegistry } from './tenant.registry';
+import { withCredentials } from './connection-url';
+
+@Global()
+@Module({
+  providers: [
+    {
+      provide: CONTROL_DATA_SOURCE,
+      inject: [STRATA_CONFIG],
+      // The API reads and writes the control plane as the app role; DDL stays with the owner.
+      useFactory: async (config: StrataConfig) =>
+        new DataSource({
+          type: 'postgres',
+          url: withCredentials(config.databaseUrl, config.appDbUser, config.appDbPassword),
+          entities: CONTROL_PLANE_ENTITIES,
+          synchronize: false,
+          installExtensions: false,
+          applicationName: 'strata-control',
+          extra: { max: 5 },
+        }).initialize(),
+    },
+    TenantRegistry,
+  ],
+  exports: [CONTROL_DATA_SOURCE, TenantRegistry],
+})
+export class ControlPlaneModule implements OnApplicationShutdown {
+  constructor(@Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.db.isInitialized) await this.db.destroy();
+  }
+}

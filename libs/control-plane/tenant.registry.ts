@@ -1,0 +1,82 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
+import { DataSource } from 'typeorm';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { MembershipEntity, PoolEntity, TenantEntity, type MembershipRole } from './control-plane.entities';
+
+export const CONTROL_DATA_SOURCE = Symbol('CONTROL_DATA_SOURCE');
+
+type Found<T> = { value: T | null };
+
+/**
+ * Cached reads of the control plane. A request resolves tenant, membership and pool from here, so
+ * the control database is hit once per TTL per key, not once per request. Negative answers are
+ * cached too (an unknown slug must not become a cheap way to load the control plane).
+ */
+@Injectable()
+export class TenantRegistry {
+  private readonly cache: LRUCache<string, Found<unknown>>;
+  private readonly inflight = new Map<string, Promise<Found<unknown>>>();
+
+  constructor(
+    @Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource,
+    @Inject(STRATA_CONFIG) config: StrataConfig,
+  ) {
+    this.cache = new LRUCache({ max: 50_000, ttl: Math.max(config.registryCacheTtlMs, 1) });
+  }
+
+  findBySlug(slug: string): Promise<TenantEntity | null> {
+    return this.cached(`slug:${slug}`, () => this.db.getRepository(TenantEntity).findOneBy({ slug }));
+  }
+
+  findById(id: string): Promise<TenantEntity | null> {
+    return this.cached(`id:${id}`, () => this.db.getRepository(TenantEntity).findOneBy({ id }));
+  }
+
+  findPool(id: string): Promise<PoolEntity | null> {
+    return this.cached(`pool:${id}`, () => this.db.getRepository(PoolEntity).findOneBy({ id }));
+  }
+
+  async membershipRole(userId: string, tenantId: string): Promise<MembershipRole | null> {
+    const m = await this.cached(`member:${userId}:${tenantId}`, () =>
+      this.db.getRepository(MembershipEntity).findOneBy({ userId, tenantId }),
+    );
+    return m?.role ?? null;
+  }
+
+  /** Drops every cached answer about a tenant (its record under both keys and its memberships). */
+  invalidateTenant(tenant: { id: string; slug: string }): void {
+    this.cache.delete(`slug:${tenant.slug}`);
+    this.cache.delete(`id:${tenant.id}`);
+    for (const key of this.cache.keys()) if (key.startsWith('member:') && key.endsWith(`:${tenant.id}`)) this.cache.delete(key);
+  }
+
+  invalidateMembership(userId: string, tenantId: string): void {
+    this.cache.delete(`member:${userId}:${tenantId}`);
+  }
+
+  invalidateAll(): void {
+    this.cache.clear();
+  }
+
+  private async cached<T>(key: string, load: () => Promise<T | null>): Promise<T | null> {
+    const hit = this.cache.get(key) as Found<T> | undefined;
+    if (hit) return hit.value;
+    // Concurrent misses for one key share one query.
+    let pending = this.inflight.get(key) as Promise<Found<T>> | undefined;
+    if (!pending) {
+      pending = load().then((value) => ({ value }));
+      this.inflight.set(key, pending);
+      pending.then(
+        (found) => {
+          if (this.inflight.get(key) === pending) {
+            this.cache.set(key, found);
+            this.inflight.delete(key);
+          }
+        },
+        () => this.inflight.delete(key),
+      );
+    }
+    return (await pending).value;
+  }
+}

@@ -1,0 +1,60 @@
+import { Client } from 'pg';
+import { escapeIdentifier, escapeLiteral } from 'pg';
+import { assertIdentifier, migrateSchema } from './schema-migrator';
+
+export const CONTROL_SCHEMA = 'control';
+export const SHARED_SCHEMA = 'shared';
+
+export interface DatabaseBootstrapOptions {
+  /** Owner connection to the control-plane database (DATABASE_URL). */
+  ownerUrl: string;
+  appRole: string;
+  appPassword?: string;
+}
+
+/**
+ * Idempotent first-run setup of a server: the app role (NOSUPERUSER, NOBYPASSRLS, owns nothing),
+ * the control-plane schema, default pools on the same server, and the pool tier's shared schema.
+ */
+export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise<void> {
+  const role = assertIdentifier('role', opts.appRole);
+  const client = new Client({ connectionString: opts.ownerUrl });
+  await client.connect();
+  try {
+    await ensureAppRole(client, role, opts.appPassword);
+    await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', appRole: role });
+    await seedDefaultPools(client, opts.ownerUrl);
+    await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', appRole: role });
+  } finally {
+    await client.end();
+  }
+}
+
+export async function ensureAppRole(client: Client, role: string, password?: string): Promise<void> {
+  const ident = escapeIdentifier(assertIdentifier('role', role));
+  const pw = password ? `PASSWORD ${escapeLiteral(password)}` : '';
+  // pg_advisory_xact_lock: parallel bootstraps (test workers) must not race on CREATE ROLE.
+  await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('strata:app-role'));
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${escapeLiteral(role)}) THEN
+        CREATE ROLE ${ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE ${pw};
+      ELSE
+        ALTER ROLE ${ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE ${pw};
+      END IF;
+    END $$; COMMIT`);
+}
+
+async function seedDefaultPools(client: Client, ownerUrl: string): Promise<void> {
+  const url = new URL(ownerUrl);
+  const host = url.hostname || '127.0.0.1';
+  const port = Number(url.port || 5432);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+  await client.query(
+    `INSERT INTO ${CONTROL_SCHEMA}.pools (id, kind, host, port, database, is_default) VALUES
+       ('main-pool', 'pool', $1, $2, $3, true),
+       ('main-bridge', 'bridge', $1, $2, $3, true),
+       ('main-silo', 'silo', $1, $2, $3, true)
+     ON CONFLICT (id) DO NOTHING`,
+    [host, port, database],
+  );
+}

@@ -1,0 +1,106 @@
+import { Injectable } from '@nestjs/common';
+import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { Tier } from '#strata/control-plane';
+import { TenantContext } from './tenant.context';
+import { BridgeTierStrategy, PoolTierStrategy, SiloTierStrategy, type TierStrategy } from './tier.strategies';
+import type { TenantPlacement } from './tenant.types';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The statement that enters a tenant: opens the transaction and sets search_path and
+ * app.tenant_id for it only (is_local = true). Values are inlined because a multi-statement string
+ * cannot bind parameters; both come from the registry and are checked against strict patterns
+ * here, then quoted, so no request input can reach this string.
+ */
+export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): string {
+  if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
+  if (!SCHEMA.test(tenant.schemaName)) throw new Error(`refusing schema ${JSON.stringify(tenant.schemaName)}`);
+  const searchPath = escapeLiteral(escapeIdentifier(tenant.schemaName));
+  return `BEGIN; SELECT set_config('search_path', ${searchPath}, true), set_config('app.tenant_id', ${escapeLiteral(tenant.id)}, true)`;
+}
+
+// TypeORM keeps its transaction state in these fields; we open the transaction ourselves (in the
+// same round trip as the tenant setup) and tell TypeORM so, exactly as startTransaction() would.
+type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
+  isTransactionActive: boolean;
+  transactionDepth: number;
+  releasePostgresConnection?: (err?: unknown) => Promise<void>;
+};
+
+/**
+ * Hands domain code a tenant-scoped transaction. Reads the tenant from context (fails closed
+ * without one), lets the tier strategy pick the DataSource, enters the tenant with one pipelined
+ * statement, and joins an already open unit of work instead of nesting a second connection.
+ */
+@Injectable()
+export class TenantConnectionManager {
+  private readonly strategies: Record<Tier, TierStrategy>;
+
+  constructor(
+    private readonly context: TenantContext,
+    pool: PoolTierStrategy,
+    bridge: BridgeTierStrategy,
+    silo: SiloTierStrategy,
+  ) {
+    this.strategies = { pool, bridge, silo };
+  }
+
+  /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
+  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const open = this.context.currentManager();
+    if (open) return work(open);
+    const { tenant } = this.context.require('a tenant database transaction');
+    const strategy = this.strategies[tenant.tier];
+    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
+    const lease = await strategy.enter(tenant);
+    try {
+      return await this.runEntered(lease.dataSource, tenant, work);
+    } finally {
+      strategy.leave(lease);
+    }
+  }
+
+  /** The EntityManager of the open unit of work; repositories use it. */
+  get manager(): EntityManager {
+    const open = this.context.currentManager();
+    if (!open) {
+      this.context.require('a tenant repository');
+      throw new Error('no open tenant transaction: call repositories inside tenantConnectionManager.transaction(() => …)');
+    }
+    return open;
+  }
+
+  private async runEntered<T>(ds: DataSource, tenant: TenantPlacement, work: (m: EntityManager) => Promise<T>): Promise<T> {
+    const qr = ds.createQueryRunner('master') as unknown as OpenableQueryRunner;
+    const client = (await qr.connect()) as PoolClient;
+    let broken: unknown;
+    try {
+      // Not awaited: with pipelining the work's first statement follows on the same round trip.
+      // If setup fails, the transaction is aborted and every later statement fails with it.
+      const entered = client.query(tenantSetupSql(tenant));
+      entered.catch(() => undefined);
+      qr.isTransactionActive = true;
+      qr.transactionDepth = 1;
+      try {
+        const result = await this.context.withManager(qr.manager, () => work(qr.manager));
+        await entered;
+        await qr.commitTransaction();
+        return result;
+      } catch (err) {
+        try {
+          if (qr.isTransactionActive) await qr.rollbackTransaction();
+        } catch (rollbackErr) {
+          broken = rollbackErr;
+        }
+        throw err;
+      }
+    } finally {
+      // A connection whose rollback failed may still hold the tenant's transaction: destroy it.
+      if (broken && qr.releasePostgresConnection) await qr.releasePostgresConnection(broken);
+      else await qr.release();
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { DataSource } from 'typeorm';
+import { tenantEntities } from './tenant-entities.registry';
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+  database: string;
+}
+
+export interface DataSourceLimits {
+  max: number;
+  /** Recycle connections so bridge backends do not keep every schema's catalog cache forever. */
+  maxUses?: number;
+  maxLifetimeSeconds?: number;
+  idleTimeoutMillis?: number;
+}
+
+export const serverKey = (a: ServerAddress): string => `${a.host}:${a.port}/${a.database}`;
+
+/**
+ * A data-plane DataSource. `pipeline: true` lets node-postgres write the tenant setup and the
+ * unit's first statement back to back, so entering a tenant costs no round trip of its own.
+ */
+export async function createTenantDataSource(
+  address: ServerAddress,
+  credentials: { user: string; password: string | undefined },
+  limits: DataSourceLimits,
+  applicationName: string,
+): Promise<DataSource> {
+  const ds = new DataSource({
+    type: 'postgres',
+    host: address.host,
+    port: address.port,
+    database: address.database,
+    username: credentials.user,
+    password: credentials.password,
+    entities: tenantEntities(),
+    synchronize: false,
+    installExtensions: false,
+    applicationName,
+    extra: {
+      max: limits.max,
+      pipeline: true,
+      maxUses: limits.maxUses || undefined,
+      maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
+      idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,
+    },
+  });
+  return ds.initialize();
+}

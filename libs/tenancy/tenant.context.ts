@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import { ClsService, type ClsStore } from 'nestjs-cls';
+import type { EntityManager } from 'typeorm';
+import { randomUUID } from 'node:crypto';
+import type { TenantPlacement, TenantScope } from './tenant.types';
+
+export interface TenantClsStore extends ClsStore {
+  scope?: TenantScope;
+  /** The open tenant transaction of this async branch, joined by nested units of work. */
+  manager?: EntityManager;
+}
+
+export class MissingTenantContextError extends Error {
+  constructor(what: string) {
+    super(
+      `no tenant context: ${what} needs a tenant. In HTTP code this means the route skipped the tenant guard; ` +
+        `elsewhere wrap the call in tenantContext.run(scope, fn) (or runAsSystem(fn) for cross-tenant work).`,
+    );
+    this.name = 'MissingTenantContextError';
+  }
+}
+
+/** The single typed CLS store for the tenant. Entered with run(), never enterWith(). */
+@Injectable()
+export class TenantContext {
+  // Untyped service, typed accessors below: ClsService's deep key types explode on EntityManager.
+  constructor(private readonly cls: ClsService) {}
+
+  /** Runs `fn` inside a fresh context holding `scope`; the caller's context is untouched. */
+  run<T>(scope: Omit<TenantScope, 'requestId'> & { requestId?: string }, fn: () => T): T {
+    const full: TenantScope = { ...scope, requestId: scope.requestId ?? randomUUID() };
+    return this.cls.run({ ifNested: 'override' }, () => {
+      this.cls.set('scope', full);
+      return fn();
+    });
+  }
+
+  /**
+   * Binds `scope` into the context the request already runs in (the CLS middleware entered it with
+   * run()). Only the tenant guard calls this; it refuses to replace a tenant once set.
+   */
+  bind(scope: TenantScope): void {
+    if (!this.cls.isActive()) throw new MissingTenantContextError('binding a tenant');
+    const existing = this.cls.get<TenantScope | undefined>('scope');
+    if (existing && existing.tenant.id !== scope.tenant.id) {
+      throw new Error('tenant context already holds another tenant; refusing to switch tenants mid-request');
+    }
+    this.cls.set('scope', scope);
+  }
+
+  /** The current scope; throws an actionable error when there is none. */
+  require(what = 'this operation'): TenantScope {
+    const scope = this.cls.isActive() ? this.cls.get<TenantScope | undefined>('scope') : undefined;
+    if (!scope) throw new MissingTenantContextError(what);
+    return scope;
+  }
+
+  current(): TenantScope | undefined {
+    return this.cls.isActive() ? this.cls.get<TenantScope | undefined>('scope') : undefined;
+  }
+
+  get tenant(): TenantPlacement {
+    return this.require('reading the tenant').tenant;
+  }
+
+  /** @internal for TenantConnectionManager */
+  currentManager(): EntityManager | undefined {
+    return this.cls.isActive() ? this.cls.get<EntityManager | undefined>('manager') : undefined;
+  }
+
+  /** @internal for TenantConnectionManager: runs `fn` in a child context that holds the open transaction. */
+  withManager<T>(manager: EntityManager, fn: () => Promise<T>): Promise<T> {
+    return this.cls.run({ ifNested: 'inherit' }, () => {
+      this.cls.set('manager', manager);
+      return fn();
+    });
+  }
+}
