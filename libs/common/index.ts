@@ -1,4 +1,5 @@
 export { STRATA_CONFIG, loadStrataConfig, type StrataConfig } from './strata.config';
+export { StrataConfigModule } from './strata-config.module';
 export {
   ApiException,
   type ApiErrorBody,

@@ -1,0 +1,26 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { ModuleMetadata } from '@nestjs/common';
+import type { StrataConfig } from '#strata/common';
+import { tenantPathPrefixMiddleware } from '#strata/tenancy';
+import { AppModule } from './app.module';
+
+export interface CreateAppOptions {
+  logger?: false | Array<'log' | 'error' | 'warn' | 'debug' | 'verbose' | 'fatal'>;
+  extra?: Pick<ModuleMetadata, 'imports' | 'controllers'>;
+}
+
+/** Builds the API exactly as `npm start` runs it; e2e tests and the bench use the same factory. */
+export async function createApp(config?: StrataConfig, opts: CreateAppOptions = {}): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.extra), {
+    logger: opts.logger ?? ['log', 'error', 'warn', 'fatal'],
+    bodyParser: false,
+  });
+  app.disable('x-powered-by');
+  // Before Nest's router: /t/{slug}/projects is served by the /projects route.
+  app.use(tenantPathPrefixMiddleware);
+  app.useBodyParser('json', { limit: '256kb' });
+  app.enableShutdownHooks();
+  return app;
+}

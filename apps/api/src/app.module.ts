@@ -1,0 +1,56 @@
+import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { ClsModule } from 'nestjs-cls';
+import { createValidationPipe, HttpErrorFilter, StrataConfigModule, type StrataConfig } from '#strata/common';
+import { ControlPlaneModule } from '#strata/control-plane';
+import { TenancyModule } from '#strata/tenancy';
+import { AuthModule } from '#strata/auth';
+import { AdminModule } from '#strata/admin';
+import { HealthModule } from '#strata/health';
+import { ProjectsModule } from '#strata/projects';
+import { InvoicesModule } from '#strata/invoices';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+@Module({})
+export class AppModule {
+  /** The whole API; `extra` lets the bench mount its baseline route without touching the app. */
+  static forRoot(config?: StrataConfig, extra: Pick<ModuleMetadata, 'imports' | 'controllers'> = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        StrataConfigModule.forRoot(config),
+        ClsModule.forRoot({
+          global: true,
+          // The middleware enters each request's context with run(), never enterWith().
+          middleware: {
+            mount: true,
+            generateId: true,
+            idGenerator: (req: Request) => {
+              const given = req.headers['x-request-id'];
+              return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+            },
+            setup: (cls, _req: Request, res: Response) => {
+              res.setHeader('X-Request-Id', cls.getId());
+            },
+          },
+        }),
+        ControlPlaneModule,
+        TenancyModule,
+        AuthModule,
+        AdminModule,
+        HealthModule,
+        ProjectsModule,
+        InvoicesModule,
+        ...(extra.imports ?? []),
+      ],
+      controllers: extra.controllers ?? [],
+      providers: [
+        { provide: APP_FILTER, useClass: HttpErrorFilter },
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+      ],
+    };
+  }
+}

@@ -1,0 +1,150 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, QueryFailedError } from 'typeorm';
+import { ApiException, badRequest, conflict, notFound } from '#strata/common';
+import {
+  CONTROL_DATA_SOURCE,
+  MembershipEntity,
+  PoolEntity,
+  TenantEntity,
+  TenantRegistry,
+  UserEntity,
+  type TenantStatus,
+} from '#strata/control-plane';
+import { hashPassword } from '#strata/auth';
+import { placementFor, TenantProvisioner } from './tenant-provisioner.service';
+import type { AddTenantUserDto, CreateTenantDto } from './admin.dto';
+
+export interface TenantView {
+  id: string;
+  slug: string;
+  name: string;
+  tier: TenantEntity['tier'];
+  status: TenantStatus;
+  poolId: string;
+  plan: string;
+  region: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const view = (t: TenantEntity): TenantView => ({
+  id: t.id,
+  slug: t.slug,
+  name: t.name,
+  tier: t.tier,
+  status: t.status,
+  poolId: t.poolId,
+  plan: t.plan,
+  region: t.region,
+  createdAt: t.createdAt,
+  updatedAt: t.updatedAt,
+});
+
+const isUniqueViolation = (err: unknown) =>
+  err instanceof QueryFailedError && (err as QueryFailedError & { driverError?: { code?: string } }).driverError?.code === '23505';
+
+@Injectable()
+export class TenantAdminService {
+  constructor(
+    @Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource,
+    private readonly provisioner: TenantProvisioner,
+    private readonly registry: TenantRegistry,
+  ) {}
+
+  /**
+   * Onboarding: record (provisioning) → physical home + migrations → active. A failure removes
+   * what was made and the record, so no half-onboarded tenant is left behind.
+   */
+  async create(dto: CreateTenantDto): Promise<TenantView> {
+    const pools = this.db.getRepository(PoolEntity);
+    const pool = dto.poolId
+      ? await pools.findOneBy({ id: dto.poolId })
+      : await pools.findOneBy({ kind: dto.tier, isDefault: true });
+    if (!pool || pool.kind !== dto.tier) throw badRequest('invalid_pool', `no ${dto.tier} pool ${dto.poolId ?? '(default)'} is registered`);
+
+    const tenants = this.db.getRepository(TenantEntity);
+    let tenant: TenantEntity;
+    try {
+      tenant = await tenants.save(
+        tenants.create({
+          slug: dto.slug,
+          name: dto.name,
+          tier: dto.tier,
+          poolId: pool.id,
+          status: 'provisioning',
+          plan: dto.plan ?? 'standard',
+          region: 'local',
+          settings: {},
+          ...placementFor(dto.slug, dto.tier),
+        }),
+      );
+    } catch (err) {
+      if (isUniqueViolation(err)) throw conflict('tenant_slug_taken', `slug ${dto.slug} is taken`);
+      throw err;
+    }
+
+    try {
+      await this.provisioner.provision(tenant, pool);
+    } catch (err) {
+      await this.provisioner.deprovision(tenant, pool);
+      await tenants.delete({ id: tenant.id });
+      const exists = (err as { code?: string }).code === '42P04' || (err as { code?: string }).code === '42P06';
+      if (exists) throw conflict('tenant_home_exists', 'a schema or database for this slug already exists');
+      throw new ApiException(503, 'provisioning_failed', `provisioning failed: ${(err as Error).message}`);
+    }
+    tenant.status = 'active';
+    await tenants.update({ id: tenant.id }, { status: 'active' });
+    this.registry.invalidateTenant(tenant);
+    return view((await tenants.findOneBy({ id: tenant.id }))!);
+  }
+
+  async get(id: string): Promise<TenantView> {
+    return view(await this.require(id));
+  }
+
+  async list(): Promise<TenantView[]> {
+    return (await this.db.getRepository(TenantEntity).find({ order: { createdAt: 'ASC' } })).map(view);
+  }
+
+  async setStatus(id: string, status: 'active' | 'suspended'): Promise<TenantView> {
+    const tenant = await this.require(id);
+    if (tenant.status !== 'active' && tenant.status !== 'suspended') {
+      throw conflict('tenant_state_conflict', `a ${tenant.status} tenant cannot become ${status}`);
+    }
+    await this.db.getRepository(TenantEntity).update({ id }, { status });
+    this.registry.invalidateTenant(tenant);
+    return this.get(id);
+  }
+
+  /** One person may belong to several tenants: an existing user (by email) gets a new membership. */
+  async addUser(tenantId: string, dto: AddTenantUserDto): Promise<{ id: string; email: string; role: string; tenantId: string }> {
+    await this.require(tenantId);
+    const email = dto.email.toLowerCase();
+    const passwordHash = await hashPassword(dto.password);
+    return this.db.transaction(async (em) => {
+      // Insert-or-get in one statement, safe against a concurrent insert of the same email.
+      const rows: Array<{ id: string }> = await em.query(
+        `INSERT INTO control.users (email, password_hash) VALUES ($1, $2)
+         ON CONFLICT (email) DO UPDATE SET updated_at = control.users.updated_at
+         RETURNING id`,
+        [email, passwordHash],
+      );
+      const userId = rows[0].id;
+      const inserted: unknown[] = await em.query(
+        `INSERT INTO control.memberships (user_id, tenant_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id, tenant_id) DO NOTHING RETURNING user_id`,
+        [userId, tenantId, dto.role],
+      );
+      if (inserted.length === 0) throw conflict('membership_exists', 'this user already belongs to the tenant');
+      this.registry.invalidateMembership(userId, tenantId);
+      return { id: userId, email, role: dto.role, tenantId };
+    });
+  }
+
+  private async require(id: string): Promise<TenantEntity> {
+    const tenant = await this.db.getRepository(TenantEntity).findOneBy({ id });
+    if (!tenant || tenant.status === 'deleted') throw notFound('tenant_not_found', 'tenant not found');
+    return tenant;
+  }
+}
+

@@ -1,0 +1,65 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createRemoteJWKSet, jwtVerify, SignJWT, decodeProtectedHeader, type JWTPayload } from 'jose';
+import { STRATA_CONFIG, unauthorized, type StrataConfig } from '#strata/common';
+
+export interface TenantTokenClaims extends JWTPayload {
+  sub: string;
+  tid: string;
+  role: string;
+}
+
+export interface PlatformTokenClaims extends JWTPayload {
+  sub: string;
+  scope: string;
+}
+
+const ASYMMETRIC = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+
+/** Verifies bearer tokens: HS256 with AUTH_JWT_SECRET, or an asymmetric key from AUTH_JWKS_URL. */
+@Injectable()
+export class JwtService {
+  private readonly secret: Uint8Array;
+  private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
+
+  constructor(@Inject(STRATA_CONFIG) private readonly config: StrataConfig) {
+    this.secret = new TextEncoder().encode(config.jwtSecret);
+    if (config.jwksUrl) this.jwks = createRemoteJWKSet(new URL(config.jwksUrl));
+  }
+
+  async verify(token: string): Promise<JWTPayload> {
+    try {
+      const { alg } = decodeProtectedHeader(token);
+      const options = { issuer: this.config.jwtIssuer, clockTolerance: 5 };
+      if (alg === 'HS256') return (await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] })).payload;
+      if (this.jwks && alg && ASYMMETRIC.includes(alg)) {
+        return (await jwtVerify(token, this.jwks, { ...options, algorithms: ASYMMETRIC })).payload;
+      }
+      throw new Error(`algorithm ${String(alg)} is not accepted`);
+    } catch (err) {
+      const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
+      throw unauthorized(expired ? 'token_expired' : 'invalid_token', expired ? 'token has expired' : 'token is not valid');
+    }
+  }
+
+  async signTenantToken(claims: { sub: string; tid: string; role: string }): Promise<{ token: string; expiresIn: number }> {
+    const expiresIn = this.config.tokenTtlSeconds;
+    let jwt = new SignJWT({ tid: claims.tid, role: claims.role })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuedAt()
+      .setExpirationTime(`${expiresIn}s`);
+    if (this.config.jwtIssuer) jwt = jwt.setIssuer(this.config.jwtIssuer);
+    return { token: await jwt.sign(this.secret), expiresIn };
+  }
+
+  /** For operators' tooling, the demo and tests: a short-lived platform-admin token. */
+  async signPlatformToken(sub: string, ttlSeconds = 3600): Promise<string> {
+    let jwt = new SignJWT({ scope: 'platform:admin' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime(`${ttlSeconds}s`);
+    if (this.config.jwtIssuer) jwt = jwt.setIssuer(this.config.jwtIssuer);
+    return jwt.sign(this.secret);
+  }
+}

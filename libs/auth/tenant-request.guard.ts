@@ -1,0 +1,108 @@
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { ClsService } from 'nestjs-cls';
+import { ApiException, STRATA_CONFIG, badRequest, forbidden, notFound, unauthorized, type StrataConfig } from '#strata/common';
+import { TenantRegistry, type TenantEntity } from '#strata/control-plane';
+import { resolveWireTenant, TenantContext, WireTenantError, type TenantPlacement } from '#strata/tenancy';
+import { JwtService } from './jwt.service';
+import { ROUTE_ACCESS, type RouteAccess } from './route-access.decorators';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const tenantNotFound = () => notFound('tenant_not_found', 'tenant not found');
+
+export function bearerToken(req: Request): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  return m?.[1];
+}
+
+export function toPlacement(t: TenantEntity): TenantPlacement {
+  return {
+    id: t.id,
+    slug: t.slug,
+    tier: t.tier,
+    poolId: t.poolId,
+    schemaName: t.schemaName,
+    databaseName: t.databaseName,
+    status: t.status,
+  };
+}
+
+/**
+ * The request edge. The wire (subdomain, /t/{slug}, X-Tenant) claims a tenant; the verified token
+ * and the membership prove the caller belongs there. Unknown tenant, a token for another tenant
+ * and a missing membership all answer the same 404, so a caller learns nothing about tenants it
+ * does not belong to. Only then is the tenant bound into the request's CLS context.
+ */
+@Injectable()
+export class TenantRequestGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly jwt: JwtService,
+    private readonly registry: TenantRegistry,
+    private readonly context: TenantContext,
+    private readonly cls: ClsService,
+    @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    if (ctx.getType() !== 'http') return true;
+    const access =
+      this.reflector.getAllAndOverride<RouteAccess | undefined>(ROUTE_ACCESS, [ctx.getHandler(), ctx.getClass()]) ?? 'tenant';
+    if (access === 'public') return true;
+    const req = ctx.switchToHttp().getRequest<Request>();
+    if (access === 'platform-admin') return this.platformAdmin(req);
+
+    const slug = this.wireSlug(req);
+    if (access === 'tenant-anonymous') {
+      const tenant = await this.registry.findBySlug(slug);
+      if (!tenant || tenant.status !== 'active') throw tenantNotFound();
+      this.context.bind({ tenant: toPlacement(tenant), requestId: this.cls.getId() });
+      return true;
+    }
+
+    const token = bearerToken(req);
+    if (!token) throw unauthorized('unauthenticated', 'a bearer token is required');
+    const claims = await this.jwt.verify(token);
+    const sub = claims.sub;
+    const tid = (claims as { tid?: unknown }).tid;
+    if (typeof sub !== 'string' || !UUID.test(sub) || typeof tid !== 'string') throw tenantNotFound();
+
+    const tenant = await this.registry.findBySlug(slug);
+    if (!tenant || tenant.id !== tid) throw tenantNotFound();
+    const role = await this.registry.membershipRole(sub, tenant.id);
+    if (!role) throw tenantNotFound();
+    // From here the caller is a proven member, so telling it the tenant's state leaks nothing.
+    if (tenant.status === 'suspended') throw forbidden('tenant_suspended', 'this tenant is suspended');
+    if (tenant.status !== 'active') throw tenantNotFound();
+
+    this.context.bind({ tenant: toPlacement(tenant), requestId: this.cls.getId(), userId: sub, role });
+    return true;
+  }
+
+  private wireSlug(req: Request): string {
+    try {
+      return resolveWireTenant(req, this.config.baseDomain).slug;
+    } catch (err) {
+      if (err instanceof WireTenantError) {
+        if (err.code === 'tenant_not_found') throw tenantNotFound();
+        throw badRequest(err.code, err.message);
+      }
+      throw err;
+    }
+  }
+
+  private async platformAdmin(req: Request): Promise<boolean> {
+    const token = bearerToken(req);
+    if (!token) throw unauthorized('unauthenticated', 'a bearer token is required');
+    const claims = await this.jwt.verify(token);
+    const scope = (claims as { scope?: unknown }).scope;
+    const scopes = typeof scope === 'string' ? scope.split(' ') : [];
+    if (!scopes.includes('platform:admin')) {
+      throw new ApiException(403, 'platform_admin_required', 'this route needs a platform:admin token');
+    }
+    return true;
+  }
+}
