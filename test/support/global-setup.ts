@@ -1,1 +1,34 @@
-export default async function globalSetup(): Promise<void> {}
+import { writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { Client } from 'pg';
+// Relative import: jest's moduleNameMapper does not apply to globalSetup.
+import { bootstrapDatabase } from '../../libs/migrator';
+import { adminUrl, urlFor, type TestRunInfo } from './test-env';
+
+/**
+ * Once per jest run: a unique app role (NOSUPERUSER, NOBYPASSRLS) and a template database with
+ * the control plane and the shared schema migrated. Each test file clones the template.
+ */
+export default async function globalSetup(): Promise<void> {
+  if (process.env.STRATA_TEST_RUN_INFO) return; // the other project already set up this run
+  const runId = randomBytes(4).toString('hex');
+  const info: TestRunInfo = {
+    runId,
+    adminUrl: adminUrl(),
+    appRole: `strata_app_t${runId}`,
+    templateDb: `strata_tpl_${runId}`,
+  };
+  const admin = new Client({ connectionString: info.adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${info.templateDb}`);
+  } finally {
+    await admin.end();
+  }
+  await bootstrapDatabase({ ownerUrl: urlFor(info.templateDb), appRole: info.appRole });
+  const file = join(tmpdir(), `strata-test-run-${runId}.json`);
+  writeFileSync(file, JSON.stringify(info));
+  process.env.STRATA_TEST_RUN_INFO = file;
+}

@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+
+/** Written by global-setup, read by every test file: what this run created on the server. */
+export interface TestRunInfo {
+  runId: string;
+  adminUrl: string;
+  appRole: string;
+  templateDb: string;
+}
+
+export const RUN_INFO_FILE = join(tmpdir(), `strata-test-run-${process.ppid}-${process.env.JEST_RUN_KEY ?? 'x'}.json`);
+
+export function adminUrl(): string {
+  return process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+}
+
+export function runInfo(): TestRunInfo {
+  const file = process.env.STRATA_TEST_RUN_INFO;
+  if (!file) throw new Error('STRATA_TEST_RUN_INFO is unset: run integration/e2e tests through jest (global-setup)');
+  return JSON.parse(readFileSync(file, 'utf8')) as TestRunInfo;
+}
+
+export function urlFor(database: string): string {
+  const u = new URL(adminUrl());
+  u.pathname = `/${database}`;
+  return u.toString();
+}
