@@ -116,13 +116,17 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
   }
 
   private async create(entry: Entry, address: ServerAddress): Promise<DataSource> {
-    await this.reserveSlot();
+    let reserved = false;
     try {
+      await this.reserveSlot();
+      reserved = true;
       const ds = await this.open(address, this.config.siloPoolMax);
       entry.ds = ds;
       return ds;
     } catch (err) {
-      this.reserved -= this.config.siloPoolMax;
+      // Also when no slot was granted (SiloCapacityError): a failed entry must not stay cached,
+      // or every later request of the tenant would get its rejected promise without retrying.
+      if (reserved) this.reserved -= this.config.siloPoolMax;
       if (this.entries.get(entry.tenantId) === entry) this.entries.delete(entry.tenantId);
       this.wake();
       throw err;
