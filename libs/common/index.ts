@@ -12,3 +12,16 @@ export {
 } from './api.exception';
 export { HttpErrorFilter } from './http-error.filter';
 export { createValidationPipe, UuidPipe } from './validation';
+export {
+  PageQuery,
+  DEFAULT_PAGE_LIMIT,
+  MAX_PAGE_LIMIT,
+  encodeCursor,
+  decodeCursor,
+  keysetWindow,
+  toPage,
+  applyKeysetWindow,
+  type KeysetPosition,
+  type KeysetWindow,
+  type Page,
+} from './keyset-cursor';
