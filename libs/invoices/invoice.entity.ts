@@ -1,0 +1,26 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { safeIntegerTransformer } from './safe-integer.transformer';
+
+// No schema: search_path, set per transaction by the tenancy lib, chooses the tier's table.
+@Entity({ name: 'invoices' })
+export class Invoice {
+  @PrimaryColumn('uuid', { name: 'tenant_id' })
+  tenantId: string;
+
+  @PrimaryGeneratedColumn('uuid')
+  id: string;
+
+  /** Unique per tenant (UNIQUE (tenant_id, number)). */
+  @Column('text')
+  number: string;
+
+  /** Minor units (cents, yen …). */
+  @Column('bigint', { transformer: safeIntegerTransformer })
+  amount: number;
+
+  @Column('char', { length: 3 })
+  currency: string;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt: Date;
+}
