@@ -1,0 +1,129 @@
+import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
+
+interface Owned {
+  tenant: OnboardedTenant;
+  projectId: string;
+  taskId: string;
+  invoiceId: string;
+}
+
+const as = (who: OnboardedTenant) => ({ 'X-Tenant': who.slug, authorization: `Bearer ${who.token}` });
+
+describe('cross-tenant isolation over HTTP on every tier pair', () => {
+  let t: TestApp;
+  const owned: Owned[] = [];
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    // Two tenants per tier, so same-tier pairs are covered as well as cross-tier ones.
+    for (const tier of ['pool', 'bridge', 'silo'] as const) {
+      for (const n of [1, 2]) {
+        const tenant = await t.onboard(`${tier}${n}`, tier);
+        const project = await t.http().post('/projects').set(as(tenant)).send({ name: `${tenant.slug} project` }).expect(201);
+        const task = await t.http().post(`/projects/${project.body.id}/tasks`).set(as(tenant)).send({ title: 'secret task' }).expect(201);
+        const invoice = await t
+          .http()
+          .post('/invoices')
+          .set(as(tenant))
+          .send({ number: `INV-${tier}-${n}`, amount: 1000 * n, currency: 'EUR' })
+          .expect(201);
+        owned.push({ tenant, projectId: project.body.id, taskId: task.body.id, invoiceId: invoice.body.id });
+      }
+    }
+  }, 60_000);
+  afterAll(() => t.close());
+
+  const routes: Array<[string, (o: Owned) => [method: 'get' | 'post' | 'patch' | 'delete', path: string, body?: object]]> = [
+    ['GET /projects/:id', (o) => ['get', `/projects/${o.projectId}`]],
+    ['PATCH /projects/:id', (o) => ['patch', `/projects/${o.projectId}`, { name: 'hijacked' }]],
+    ['DELETE /projects/:id', (o) => ['delete', `/projects/${o.projectId}`]],
+    ['GET /projects/:id/tasks', (o) => ['get', `/projects/${o.projectId}/tasks`]],
+    ['POST /projects/:id/tasks', (o) => ['post', `/projects/${o.projectId}/tasks`, { title: 'planted' }]],
+    ['GET /tasks/:id', (o) => ['get', `/tasks/${o.taskId}`]],
+    ['PATCH /tasks/:id', (o) => ['patch', `/tasks/${o.taskId}`, { title: 'hijacked' }]],
+    ['DELETE /tasks/:id', (o) => ['delete', `/tasks/${o.taskId}`]],
+    ['GET /invoices/:id', (o) => ['get', `/invoices/${o.invoiceId}`]],
+  ];
+
+  it("answers 404 to every route given another tenant's ids, on all 9 tier pairs", async () => {
+    const failures: string[] = [];
+    let checked = 0;
+    const pairs = new Set<string>();
+    for (const caller of owned) {
+      for (const victim of owned) {
+        if (caller === victim) continue;
+        pairs.add(`${caller.tenant.tier}->${victim.tenant.tier}`);
+        for (const [name, route] of routes) {
+          const [method, path, body] = route(victim);
+          let req = t.http()[method](path).set(as(caller.tenant));
+          if (body) req = req.send(body);
+          const res = await req;
+          checked++;
+          if (res.status !== 404 || !String(res.body.error).endsWith('_not_found')) {
+            failures.push(`${caller.tenant.tier}->${victim.tenant.tier} ${name}: ${res.status} ${JSON.stringify(res.body)}`);
+          }
+        }
+      }
+    }
+    expect(pairs.size).toBe(9);
+    expect(checked).toBe(30 * routes.length);
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+  it('left every victim resource untouched by the foreign writes', async () => {
+    for (const o of owned) {
+      const project = await t.http().get(`/projects/${o.projectId}`).set(as(o.tenant)).expect(200);
+      expect(project.body.name).toBe(`${o.tenant.slug} project`);
+      const task = await t.http().get(`/tasks/${o.taskId}`).set(as(o.tenant)).expect(200);
+      expect(task.body.title).toBe('secret task');
+      const tasks = await t.http().get(`/projects/${o.projectId}/tasks`).set(as(o.tenant)).expect(200);
+      expect(tasks.body.items.map((x: { title: string }) => x.title)).toEqual(['secret task']);
+      await t.http().get(`/invoices/${o.invoiceId}`).set(as(o.tenant)).expect(200);
+    }
+  });
+
+  it('lists only the caller tenant rows', async () => {
+    for (const o of owned) {
+      const projects = await t.http().get('/projects').set(as(o.tenant)).expect(200);
+      expect(projects.body.items.map((p: { id: string }) => p.id)).toEqual([o.projectId]);
+      const invoices = await t.http().get('/invoices').set(as(o.tenant)).expect(200);
+      expect(invoices.body.items.map((i: { id: string }) => i.id)).toEqual([o.invoiceId]);
+    }
+  });
+
+  it('serves 200 interleaved concurrent requests from six tenants on all tiers, each seeing only its own rows', async () => {
+    const requests = Array.from({ length: 200 }, (_, i) => {
+      const o = owned[i % owned.length];
+      if (i % 4 === 0) {
+        return t
+          .http()
+          .post('/projects')
+          .set(as(o.tenant))
+          .send({ name: `burst ${o.tenant.slug} ${i}` })
+          .then((res) => ({ o, res, kind: 'create' as const }));
+      }
+      const path = i % 4 === 1 ? '/projects?limit=100' : i % 4 === 2 ? `/projects/${o.projectId}` : '/invoices';
+      return t
+        .http()
+        .get(path)
+        .set(as(o.tenant))
+        .then((res) => ({ o, res, kind: path }));
+    });
+    const results = await Promise.all(requests);
+    for (const { o, res, kind } of results) {
+      expect([200, 201]).toContain(res.status);
+      if (kind === 'create') expect(res.body.name).toContain(o.tenant.slug);
+      if (kind === '/projects?limit=100') {
+        for (const p of res.body.items) expect(p.id === o.projectId || p.name.includes(o.tenant.slug)).toBe(true);
+      }
+      if (kind === '/invoices') expect(res.body.items.map((i: { id: string }) => i.id)).toEqual([o.invoiceId]);
+      if (kind.startsWith('/projects/')) expect(res.body.id).toBe(o.projectId);
+    }
+    for (const o of owned) {
+      const list = await t.http().get('/projects?limit=100').set(as(o.tenant)).expect(200);
+      const mine = results.filter((r) => r.kind === 'create' && r.o === o).length;
+      expect(list.body.items).toHaveLength(mine + 1);
+      for (const p of list.body.items) expect(p.id === o.projectId || p.name.startsWith(`burst ${o.tenant.slug} `)).toBe(true);
+    }
+  }, 60_000);
+});

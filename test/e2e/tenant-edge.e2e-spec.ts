@@ -1,0 +1,255 @@
+import { SignJWT } from 'jose';
+import { Client } from 'pg';
+import { startTestApp, TEST_JWT_SECRET, type OnboardedTenant, type TestApp } from '../support/test-app';
+
+const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+
+async function token(claims: Record<string, unknown>, opts: { key?: Uint8Array; exp?: string | number } = {}): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(opts.exp ?? '1h')
+    .sign(opts.key ?? secret);
+}
+
+const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+describe('request edge: the wire claims, the token proves', () => {
+  let t: TestApp;
+  let acme: OnboardedTenant;
+  let globex: OnboardedTenant;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    acme = await t.onboard('acme', 'pool');
+    globex = await t.onboard('globex', 'bridge');
+  });
+  afterAll(() => t.close());
+
+  const auth = (who: OnboardedTenant) => ({ authorization: `Bearer ${who.token}` });
+
+  it('resolves the tenant from the X-Tenant header', async () => {
+    await t.http().get('/projects').set('X-Tenant', acme.slug).set(auth(acme)).expect(200);
+  });
+
+  it('resolves the tenant from the /t/{slug} path prefix', async () => {
+    await t.http().get(`/t/${acme.slug}/projects`).set(auth(acme)).expect(200);
+  });
+
+  it('resolves the tenant from a subdomain of BASE_DOMAIN', async () => {
+    await t.http().get('/projects').set('Host', `${acme.slug}.strata.test`).set(auth(acme)).expect(200);
+  });
+
+  it('answers 400 tenant_required when the request names no tenant', async () => {
+    const res = await t.http().get('/projects').set(auth(acme)).expect(400);
+    expect(res.body).toEqual({ statusCode: 400, error: 'tenant_required', message: expect.any(String) });
+  });
+
+  it('answers 400 tenant_ambiguous when the header and path name different tenants', async () => {
+    const res = await t.http().get(`/t/${acme.slug}/projects`).set('X-Tenant', globex.slug).set(auth(acme)).expect(400);
+    expect(res.body.error).toBe('tenant_ambiguous');
+  });
+
+  it.each(['header', 'path', 'subdomain'] as const)('rejects a token for tenant A on a request whose %s names tenant B', async (via) => {
+    let req = t.http().get(via === 'path' ? `/t/${globex.slug}/projects` : '/projects').set(auth(acme));
+    if (via === 'header') req = req.set('X-Tenant', globex.slug);
+    if (via === 'subdomain') req = req.set('Host', `${globex.slug}.strata.test`);
+    const res = await req.expect(404);
+    expect(res.body).toEqual({ statusCode: 404, error: 'tenant_not_found', message: 'tenant not found' });
+  });
+
+  it('answers an unknown tenant exactly like a foreign one', async () => {
+    const unknown = await t.http().get('/projects').set('X-Tenant', 'no-such-tenant').set(auth(acme)).expect(404);
+    const foreign = await t.http().get('/projects').set('X-Tenant', globex.slug).set(auth(acme)).expect(404);
+    expect(unknown.body).toEqual(foreign.body);
+  });
+
+  it('answers a malformed slug like an unknown tenant', async () => {
+    const res = await t.http().get('/projects').set('X-Tenant', 'Not_A_Slug!').set(auth(acme)).expect(404);
+    expect(res.body.error).toBe('tenant_not_found');
+  });
+
+  it('needs a bearer token: 401 unauthenticated without one', async () => {
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).expect(401);
+    expect(res.body.error).toBe('unauthenticated');
+  });
+
+  it('rejects a token signed with another key', async () => {
+    const forged = await token({ sub: acme.userId, tid: acme.id, role: 'owner' }, { key: new TextEncoder().encode('x'.repeat(40)) });
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${forged}`).expect(401);
+    expect(res.body.error).toBe('invalid_token');
+  });
+
+  it('rejects an unsigned alg:none token', async () => {
+    const none = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: acme.userId, tid: acme.id, role: 'owner', exp: Math.floor(Date.now() / 1000) + 600 })}.`;
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${none}`).expect(401);
+    expect(res.body.error).toBe('invalid_token');
+  });
+
+  it('rejects an expired token with token_expired', async () => {
+    const old = await token({ sub: acme.userId, tid: acme.id, role: 'owner' }, { exp: Math.floor(Date.now() / 1000) - 600 });
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${old}`).expect(401);
+    expect(res.body.error).toBe('token_expired');
+  });
+
+  it('answers 404 when the token is valid but its user has no membership in the tenant', async () => {
+    const stranger = await token({ sub: globex.userId, tid: acme.id, role: 'owner' });
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${stranger}`).expect(404);
+    expect(res.body.error).toBe('tenant_not_found');
+  });
+
+  it('lets one person belong to several tenants, each login scoped to its tenant', async () => {
+    const add = await t
+      .http()
+      .post(`/admin/tenants/${globex.id}/users`)
+      .set('authorization', `Bearer ${t.adminToken}`)
+      .send({ email: acme.email, password: 'ignored-for-existing-user', role: 'member' })
+      .expect(201);
+    expect(add.body.id).toBe(acme.userId);
+    const login = await t.http().post(`/t/${globex.slug}/auth/login`).send({ email: acme.email, password: acme.password }).expect(200);
+    await t.http().get('/projects').set('X-Tenant', globex.slug).set('authorization', `Bearer ${login.body.access_token}`).expect(200);
+    // the globex token does not open acme
+    await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${login.body.access_token}`).expect(404);
+  });
+
+  it('answers every failed login with the same 401 invalid_credentials', async () => {
+    const wrongPassword = await t.http().post('/auth/login').set('X-Tenant', acme.slug).send({ email: acme.email, password: 'nope-nope' });
+    const unknownUser = await t.http().post('/auth/login').set('X-Tenant', acme.slug).send({ email: 'ghost@x.test', password: 'nope-nope' });
+    const notMember = await t.http().post('/auth/login').set('X-Tenant', acme.slug).send({ email: globex.email, password: globex.password });
+    for (const res of [wrongPassword, unknownUser, notMember]) {
+      expect(res.status).toBe(401);
+      expect(res.body.error).toBe('invalid_credentials');
+    }
+  });
+
+  it('rejects a login body that is not valid with 400 validation_failed', async () => {
+    const res = await t.http().post('/auth/login').set('X-Tenant', acme.slug).send({ email: 'not-an-email' }).expect(400);
+    expect(res.body.error).toBe('validation_failed');
+  });
+
+  it('answers malformed JSON with 400 invalid_json', async () => {
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .set('X-Tenant', acme.slug)
+      .set('content-type', 'application/json')
+      .send('{"email": ')
+      .expect(400);
+    expect(res.body.error).toBe('invalid_json');
+  });
+
+  it('answers 403 tenant_suspended to a member of a suspended tenant, and serves it again once active', async () => {
+    const victim = await t.onboard('paused', 'silo');
+    await t.http().post(`/admin/tenants/${victim.id}/suspend`).set('authorization', `Bearer ${t.adminToken}`).expect(200);
+    await new Promise((r) => setTimeout(r, t.config.registryCacheTtlMs + 50));
+    const res = await t.http().get('/projects').set('X-Tenant', victim.slug).set(auth(victim)).expect(403);
+    expect(res.body.error).toBe('tenant_suspended');
+    // a non-member still learns nothing
+    await t.http().get('/projects').set('X-Tenant', victim.slug).set(auth(acme)).expect(404);
+    await t.http().post(`/admin/tenants/${victim.id}/activate`).set('authorization', `Bearer ${t.adminToken}`).expect(200);
+    await t.http().get('/projects').set('X-Tenant', victim.slug).set(auth(victim)).expect(200);
+  });
+
+  it('echoes a caller-supplied X-Request-Id and makes one otherwise', async () => {
+    const given = await t.http().get('/health/live').set('X-Request-Id', 'req-1234567890').expect(200);
+    expect(given.headers['x-request-id']).toBe('req-1234567890');
+    const made = await t.http().get('/health/live').expect(200);
+    expect(made.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers an unknown route with 404 not_found in the error shape', async () => {
+    const res = await t.http().get('/health/nope').expect(404);
+    expect(res.body).toEqual({ statusCode: 404, error: 'not_found', message: expect.any(String) });
+  });
+
+  it('reports live and ready, listing the control plane, every pool and Redis', async () => {
+    await t.http().get('/health/live').expect(200, { status: 'ok' });
+    const ready = await t.http().get('/health/ready').expect(200);
+    expect(Object.keys(ready.body.details).sort()).toEqual(['control', 'pool:main-bridge', 'pool:main-pool', 'pool:main-silo', 'redis']);
+  });
+
+  it('answers 503 not_ready with details when a pool server is unreachable', async () => {
+    const owner = new Client({ connectionString: t.db.ownerUrl });
+    await owner.connect();
+    try {
+      await owner.query(`INSERT INTO control.pools (id, kind, host, port, database) VALUES ('dead-pool', 'pool', '127.0.0.1', 1, 'x')`);
+      const res = await t.http().get('/health/ready').expect(503);
+      expect(res.body.error).toBe('not_ready');
+      expect(res.body.details.error['pool:dead-pool'].status).toBe('down');
+    } finally {
+      await owner.query(`DELETE FROM control.pools WHERE id = 'dead-pool'`);
+      await owner.end();
+    }
+  });
+});
+
+describe('platform admin API', () => {
+  let t: TestApp;
+  let acme: OnboardedTenant;
+  beforeAll(async () => {
+    t = await startTestApp();
+    acme = await t.onboard('acme', 'pool');
+  });
+  afterAll(() => t.close());
+  const admin = () => ({ authorization: `Bearer ${t.adminToken}` });
+
+  it('needs a token: 401 without one', async () => {
+    const res = await t.http().get(`/admin/tenants/${acme.id}`).expect(401);
+    expect(res.body.error).toBe('unauthenticated');
+  });
+
+  it('refuses a tenant user token with 403 platform_admin_required', async () => {
+    const res = await t.http().get(`/admin/tenants/${acme.id}`).set('authorization', `Bearer ${acme.token}`).expect(403);
+    expect(res.body.error).toBe('platform_admin_required');
+  });
+
+  it('returns the tenant record with its tier, status and pool', async () => {
+    const res = await t.http().get(`/admin/tenants/${acme.id}`).set(admin()).expect(200);
+    expect(res.body).toMatchObject({ id: acme.id, slug: acme.slug, tier: 'pool', status: 'active', poolId: 'main-pool' });
+  });
+
+  it('answers 404 tenant_not_found for an unknown id and 400 invalid_id for a malformed one', async () => {
+    expect((await t.http().get('/admin/tenants/00000000-0000-4000-8000-000000000000').set(admin()).expect(404)).body.error).toBe('tenant_not_found');
+    expect((await t.http().get('/admin/tenants/nope').set(admin()).expect(400)).body.error).toBe('invalid_id');
+  });
+
+  it.each([
+    [{ slug: 'A-bad', name: 'x', tier: 'pool' }],
+    [{ slug: 'ok-slug', name: 'x', tier: 'gold' }],
+    [{ slug: 'ok-slug', tier: 'pool' }],
+    [{ slug: 'x', name: 'x', tier: 'pool' }],
+    [{ slug: 'ok-slug', name: 'x', tier: 'pool', extra: 1 }],
+  ])('rejects an invalid onboarding request %j with 400 validation_failed', async (body) => {
+    const res = await t.http().post('/admin/tenants').set(admin()).send(body).expect(400);
+    expect(res.body.error).toBe('validation_failed');
+  });
+
+  it('refuses a taken slug with 409 tenant_slug_taken and leaves the first tenant intact', async () => {
+    const res = await t.http().post('/admin/tenants').set(admin()).send({ slug: acme.slug, name: 'again', tier: 'bridge' }).expect(409);
+    expect(res.body.error).toBe('tenant_slug_taken');
+    await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${acme.token}`).expect(200);
+  });
+
+  it('answers 400 invalid_pool for a pool that does not serve the tier', async () => {
+    const res = await t.http().post('/admin/tenants').set(admin()).send({ slug: 'pool-mismatch', name: 'x', tier: 'silo', poolId: 'main-pool' }).expect(400);
+    expect(res.body.error).toBe('invalid_pool');
+  });
+
+  it('refuses a second membership of the same user with 409 membership_exists', async () => {
+    const res = await t
+      .http()
+      .post(`/admin/tenants/${acme.id}/users`)
+      .set(admin())
+      .send({ email: acme.email, password: 'whatever-long', role: 'member' })
+      .expect(409);
+    expect(res.body.error).toBe('membership_exists');
+  });
+
+  it('onboards a tenant on each tier with 201 and its placement', async () => {
+    for (const tier of ['pool', 'bridge', 'silo'] as const) {
+      const onboarded = await t.onboard(`new-${tier}`, tier);
+      const res = await t.http().get(`/admin/tenants/${onboarded.id}`).set(admin()).expect(200);
+      expect(res.body).toMatchObject({ tier, status: 'active', poolId: `main-${tier}` });
+    }
+  });
+});
