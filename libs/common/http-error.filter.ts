@@ -23,6 +23,10 @@ const PG_ERRORS: Record<string, [number, string, string]> = {
   '22P02': [400, 'validation_failed', 'a value has an invalid format'],
   '22001': [400, 'validation_failed', 'a value is too long'],
   '22003': [400, 'validation_failed', 'a number is out of range'],
+  '23502': [400, 'validation_failed', 'a required value is missing'],
+  '22021': [400, 'validation_failed', 'a value contains bytes that are not valid text'],
+  '22007': [400, 'validation_failed', 'a date or time has an invalid format'],
+  '22008': [400, 'validation_failed', 'a date or time is out of range'],
 };
 
 /** Turns every error into `{statusCode, error, message}`; never leaks internals, never 500s on bad input. */

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import type { Tier } from '#strata/control-plane';
@@ -6,6 +7,8 @@ import { TenantContext } from './tenant.context';
 import { BridgeTierStrategy, PoolTierStrategy, SiloTierStrategy, type TierStrategy } from './tier.strategies';
 import type { TenantPlacement } from './tenant.types';
 
+// CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
+const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -41,6 +44,7 @@ export class TenantConnectionManager {
 
   constructor(
     private readonly context: TenantContext,
+    private readonly cls: ClsService,
     pool: PoolTierStrategy,
     bridge: BridgeTierStrategy,
     silo: SiloTierStrategy,
@@ -50,7 +54,7 @@ export class TenantConnectionManager {
 
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const open = this.context.currentManager();
+    const open = this.openManager();
     if (open) return work(open);
     const { tenant } = this.context.require('a tenant database transaction');
     const strategy = this.strategies[tenant.tier];
@@ -65,12 +69,16 @@ export class TenantConnectionManager {
 
   /** The EntityManager of the open unit of work; repositories use it. */
   get manager(): EntityManager {
-    const open = this.context.currentManager();
+    const open = this.openManager();
     if (!open) {
       this.context.require('a tenant repository');
       throw new Error('no open tenant transaction: call repositories inside tenantConnectionManager.transaction(() => …)');
     }
     return open;
+  }
+
+  private openManager(): EntityManager | undefined {
+    return this.cls.isActive() ? this.cls.get<EntityManager | undefined>(OPEN_MANAGER) : undefined;
   }
 
   private async runEntered<T>(ds: DataSource, tenant: TenantPlacement, work: (m: EntityManager) => Promise<T>): Promise<T> {
@@ -85,7 +93,11 @@ export class TenantConnectionManager {
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
       try {
-        const result = await this.context.withManager(qr.manager, () => work(qr.manager));
+        // A child context holds the open transaction, so nested units join it and siblings don't see it.
+        const result = await this.cls.run({ ifNested: 'inherit' }, () => {
+          this.cls.set(OPEN_MANAGER, qr.manager);
+          return work(qr.manager);
+        });
         await entered;
         await qr.commitTransaction();
         return result;

@@ -1,13 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { ClsService, type ClsStore } from 'nestjs-cls';
-import type { EntityManager } from 'typeorm';
 import { randomUUID } from 'node:crypto';
 import type { TenantPlacement, TenantScope } from './tenant.types';
 
 export interface TenantClsStore extends ClsStore {
   scope?: TenantScope;
-  /** The open tenant transaction of this async branch, joined by nested units of work. */
-  manager?: EntityManager;
 }
 
 export class MissingTenantContextError extends Error {
@@ -61,18 +58,5 @@ export class TenantContext {
 
   get tenant(): TenantPlacement {
     return this.require('reading the tenant').tenant;
-  }
-
-  /** @internal for TenantConnectionManager */
-  currentManager(): EntityManager | undefined {
-    return this.cls.isActive() ? this.cls.get<EntityManager | undefined>('manager') : undefined;
-  }
-
-  /** @internal for TenantConnectionManager: runs `fn` in a child context that holds the open transaction. */
-  withManager<T>(manager: EntityManager, fn: () => Promise<T>): Promise<T> {
-    return this.cls.run({ ifNested: 'inherit' }, () => {
-      this.cls.set('manager', manager);
-      return fn();
-    });
   }
 }
