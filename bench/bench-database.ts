@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { Client, escapeIdentifier } from 'pg';
+import { bootstrapDatabase } from '#strata/migrator';
+
+export const DEFAULT_BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * A throw-away database and app role for one bench run: `strata_bench_<rand>` and
+ * `strata_bench_app_<rand>` on BENCH_DATABASE_URL's server, bootstrapped like a fresh install.
+ * drop() removes them and every silo database the run's tenants created; it is idempotent and
+ * safe to call from a signal handler or after a half-finished create().
+ */
+export class BenchDatabase {
+  readonly runId = randomBytes(4).toString('hex');
+  readonly name = `strata_bench_${this.runId}`;
+  readonly appRole = `strata_bench_app_${this.runId}`;
+  readonly ownerUrl: string;
+  private dropping?: Promise<void>;
+
+  constructor(readonly adminUrl: string = process.env.BENCH_DATABASE_URL || DEFAULT_BENCH_DATABASE_URL) {
+    const u = new URL(adminUrl);
+    u.pathname = `/${this.name}`;
+    this.ownerUrl = u.toString();
+  }
+
+  /** A slug for this run's tenants; ends with the run id so drop() can find strays by name. */
+  slug(base: string): string {
+    return `${base}-${this.runId}`;
+  }
+
+  async create(): Promise<void> {
+    await withClient(this.adminUrl, (c) => c.query(`CREATE DATABASE ${escapeIdentifier(this.name)}`));
+    await bootstrapDatabase({ ownerUrl: this.ownerUrl, appRole: this.appRole });
+  }
+
+  async serverVersion(): Promise<string> {
+    return withClient(this.adminUrl, async (c) => (await c.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
+  }
+
+  /** The silo databases this run's tenants live in (from the registry). */
+  async siloDatabases(): Promise<string[]> {
+    return withClient(this.ownerUrl, async (c) =>
+      (await c.query<{ database_name: string }>(`SELECT database_name FROM control.tenants WHERE database_name IS NOT NULL`)).rows.map(
+        (r) => r.database_name,
+      ),
+    );
+  }
+
+  drop(): Promise<void> {
+    this.dropping ??= this.doDrop();
+    return this.dropping;
+  }
+
+  private async doDrop(): Promise<void> {
+    const silos = new Set<string>();
+    // The registry says which silo databases the run created…
+    try {
+      await withClient(this.ownerUrl, async (c) => {
+        const rows = await c.query<{ database_name: string }>(
+          `SELECT database_name FROM control.tenants WHERE database_name IS NOT NULL`,
+        );
+        for (const r of rows.rows) silos.add(r.database_name);
+      });
+    } catch {
+      // The database may not exist (failed create) or may not be bootstrapped yet.
+    }
+    await withClient(this.adminUrl, async (c) => {
+      // …and names catch a silo whose record was never written or already removed.
+      const strays = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1`, [
+        `strata\\_t\\_%\\_${this.runId}`,
+      ]);
+      for (const r of strays.rows) silos.add(r.datname);
+      for (const db of silos) await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(db)} WITH (FORCE)`);
+      await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(this.name)} WITH (FORCE)`);
+      await c.query(`DROP ROLE IF EXISTS ${escapeIdentifier(this.appRole)}`);
+    });
+  }
+}
+
+async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: url, application_name: 'strata-bench-setup' });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,65 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { Type } from '@nestjs/common';
+import { loadStrataConfig } from '#strata/common';
+import { JwtService } from '#strata/auth';
+import { createApp } from '../apps/api/src/app.factory';
+import { BaselineController } from './baseline.controller';
+import { TenantTxController } from './tenant-tx.controller';
+
+/**
+ * The API under test, in its own process so the load generator does not share its event loop.
+ * Forked by http-tenancy.bench.ts with the bench database in the environment; reports its port
+ * (and a platform-admin token for onboarding) over IPC, and closes the app when told to or when
+ * the parent goes away.
+ */
+export interface BenchServerReady {
+  type: 'ready';
+  port: number;
+  adminToken: string;
+  pools: { dataPoolMax: number; siloPoolMax: number; siloMaxConnections: number; registryCacheTtlMs: number };
+}
+
+async function main(): Promise<void> {
+  if (!process.send) throw new Error('bench-server must be forked with an IPC channel (run http-tenancy.bench.js)');
+  const config = loadStrataConfig(process.env);
+  const controllers: Type[] = [BaselineController];
+  // Diagnostic only (--breakdown): the tenant transaction without the auth guard.
+  if (process.env.STRATA_BENCH_BREAKDOWN === '1') controllers.push(TenantTxController);
+  const app = await createApp(config, { logger: false, extra: { controllers } });
+  await app.listen(0, '127.0.0.1');
+  const port = (app.getHttpServer().address() as AddressInfo).port;
+  const adminToken = await app.get(JwtService).signPlatformToken('bench-operator', 6 * 3600);
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (code: number) => {
+    closing ??= app
+      .close()
+      .catch((err) => console.error('bench-server: close failed', err))
+      .finally(() => process.exit(code));
+    return closing;
+  };
+  process.on('message', (msg: { type?: string }) => {
+    if (msg?.type === 'shutdown') void shutdown(0);
+  });
+  // The parent died or dropped the channel: never linger holding connections to a database it will drop.
+  process.on('disconnect', () => void shutdown(0));
+
+  const ready: BenchServerReady = {
+    type: 'ready',
+    port,
+    adminToken,
+    pools: {
+      dataPoolMax: config.dataPoolMax,
+      siloPoolMax: config.siloPoolMax,
+      siloMaxConnections: config.siloMaxConnections,
+      registryCacheTtlMs: config.registryCacheTtlMs,
+    },
+  };
+  process.send(ready);
+}
+
+main().catch((err) => {
+  console.error('bench-server failed to start:', err);
+  process.exit(1);
+});
