@@ -159,7 +159,9 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
     if (this.entries.get(entry.tenantId) !== entry || !entry.ds) return;
     this.entries.delete(entry.tenantId);
     try {
+      const closed = whenConnectionsClosed(entry.ds);
       await entry.ds.destroy();
+      await closed;
     } catch (err) {
       this.logger.warn(`closing silo DataSource failed: ${(err as Error).message}`);
     } finally {
@@ -174,6 +176,32 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
     this.waiters = [];
     for (const w of waiting) w();
   }
+}
+
+interface PgPoolEvents {
+  totalCount: number;
+  on(event: 'remove', listener: () => void): unknown;
+}
+
+/**
+ * Resolves once every connection the DataSource's pg pool holds now has closed its socket. pg-pool's
+ * end() calls back as soon as it has asked its clients to end, while their backends can still be
+ * alive on the server for a moment; handing their slots on before that overshoots the budget.
+ * Capped, so a client that never reports back cannot wedge eviction.
+ */
+function whenConnectionsClosed(ds: DataSource, capMs = 2000): Promise<void> {
+  const pool = (ds.driver as unknown as { master?: PgPoolEvents } | undefined)?.master;
+  if (!pool || typeof pool.on !== 'function' || !pool.totalCount) return Promise.resolve();
+  let left = pool.totalCount;
+  return new Promise<void>((resolve) => {
+    const cap = setTimeout(resolve, capMs);
+    cap.unref();
+    pool.on('remove', () => {
+      if (--left > 0) return;
+      clearTimeout(cap);
+      resolve();
+    });
+  });
 }
 
 /** The production opener: a DataSource on the silo server's tenant database, as the app role. */
