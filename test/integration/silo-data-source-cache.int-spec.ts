@@ -1,0 +1,192 @@
+import type { DataSource } from 'typeorm';
+import { SiloCapacityError, SiloDataSourceCache } from '#strata/tenancy';
+import {
+  createTenancyFixture,
+  deferred,
+  rejectionOf,
+  sleep,
+  waitFor,
+  type TenancyFixture,
+  type TestTenant,
+} from '../support/tenancy-fixture';
+
+jest.setTimeout(60_000);
+
+const SILO = { siloPoolMax: 2, siloMaxConnections: 4, siloIdleMs: 300, siloAcquireTimeoutMs: 3000 };
+
+describe('silo DataSource cache on real databases', () => {
+  let fx: TenancyFixture;
+  let cache: SiloDataSourceCache;
+  const silos: TestTenant[] = [];
+
+  beforeAll(async () => {
+    fx = await createTenancyFixture(SILO);
+    cache = fx.module.get(SiloDataSourceCache);
+    for (let i = 0; i < 5; i++) silos.push(await fx.onboard('silo', `cache${i}`));
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+  beforeEach(async () => {
+    // Start every test with an empty cache: close whatever earlier tests left idle.
+    await cache.evictIdle(Date.now() + 3_600_000);
+    expect(cache.stats()).toMatchObject({ size: 0, reservedConnections: 0 });
+    await waitFor(() => appBackends(silos), (n) => n === 0);
+  });
+
+  /** Backends the app role holds on the given tenants' databases right now. */
+  async function appBackends(tenants: TestTenant[]): Promise<number> {
+    const [{ n }] = await fx.ownerQuery<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND datname = ANY($2)`,
+      [fx.db.appRole, tenants.map((t) => t.database)],
+    );
+    return n;
+  }
+
+  /** Samples appBackends() until stopped; returns every sample. */
+  function sampleBackends(tenants: TestTenant[]) {
+    const samples: number[] = [];
+    let running = true;
+    const done = (async () => {
+      while (running) {
+        samples.push(await appBackends(tenants));
+        await sleep(2);
+      }
+    })();
+    return {
+      samples,
+      async stop() {
+        running = false;
+        await done;
+        return samples;
+      },
+    };
+  }
+
+  it('creates exactly one DataSource for 20 concurrent first units of a silo tenant', async () => {
+    const t = silos[0];
+    const sampler = sampleBackends([t]);
+    const seen = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        fx.inTenant(t, async (em) => {
+          const [{ pid, db }] = await em.query(`SELECT pg_backend_pid() AS pid, current_database() AS db`);
+          await em.query(`INSERT INTO projects (name) VALUES ('first')`);
+          return { ds: em.connection as DataSource, pid: pid as number, db: db as string };
+        }),
+      ),
+    );
+    const samples = await sampler.stop();
+    expect(new Set(seen.map((s) => s.ds)).size).toBe(1);
+    expect(new Set(seen.map((s) => s.db))).toEqual(new Set([t.database]));
+    expect(new Set(seen.map((s) => s.pid)).size).toBeLessThanOrEqual(SILO.siloPoolMax);
+    expect(cache.stats()).toMatchObject({ size: 1, reservedConnections: SILO.siloPoolMax, inUse: 0 });
+    expect(Math.max(...samples)).toBeLessThanOrEqual(SILO.siloPoolMax);
+    const [{ n }] = await fx.ownerQuery<{ n: number }>(`SELECT count(*)::int AS n FROM shared.projects WHERE name = 'first'`, [], t.database);
+    expect(n).toBe(20);
+  });
+
+  it('keeps app-role backends within SILO_MAX_CONNECTIONS while 5 silo tenants are used concurrently', async () => {
+    const PER_TENANT = 8;
+    const sampler = sampleBackends(silos);
+    const jobs = Array.from({ length: silos.length * PER_TENANT }, (_, i) => silos[i % silos.length]);
+    const dataSources = new Map<string, Set<DataSource>>();
+    const results = await Promise.allSettled(
+      jobs.map((t, i) =>
+        fx.inTenant(t, async (em) => {
+          if (!dataSources.has(t.id)) dataSources.set(t.id, new Set());
+          dataSources.get(t.id)!.add(em.connection);
+          await em.query(`INSERT INTO projects (name) VALUES ($1)`, [`load-${i}`]);
+          await em.query(`SELECT pg_sleep(0.02)`);
+          const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM projects WHERE name LIKE 'load-%'`);
+          return n as number;
+        }),
+      ),
+    );
+    const samples = await sampler.stop();
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(samples.length).toBeGreaterThan(10);
+    expect(Math.max(...samples)).toBeGreaterThanOrEqual(SILO.siloPoolMax); // the sampler did see the load
+    expect(Math.max(...samples)).toBeLessThanOrEqual(SILO.siloMaxConnections);
+    // Every tenant got a DataSource, so at least three of the five had to be evicted on the way.
+    expect([...dataSources.keys()].sort()).toEqual(silos.map((t) => t.id).sort());
+    const stats = cache.stats();
+    expect(stats.size).toBeLessThanOrEqual(SILO.siloMaxConnections / SILO.siloPoolMax);
+    expect(stats.reservedConnections).toBeLessThanOrEqual(SILO.siloMaxConnections);
+    for (const t of silos) {
+      const [{ n }] = await fx.ownerQuery<{ n: number }>(
+        `SELECT count(*)::int AS n FROM shared.projects WHERE name LIKE 'load-%' AND tenant_id = $1`,
+        [t.id],
+        t.database,
+      );
+      expect(n).toBe(PER_TENANT);
+    }
+  });
+
+  it('closes silo DataSources idle longer than SILO_IDLE_MS, and their backends go away', async () => {
+    const used = silos.slice(0, 2);
+    await Promise.all(used.map((t) => fx.inTenant(t, (em) => em.query(`SELECT 1`))));
+    const releasedAt = Date.now();
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4 });
+    expect(await appBackends(used)).toBeGreaterThan(0);
+    await sleep(100);
+    expect(cache.stats().size).toBe(2); // not yet idle long enough
+    const size = await waitFor(() => cache.stats().size, (n) => n === 0, 3000, 10);
+    expect(size).toBe(0);
+    expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(SILO.siloIdleMs - 10);
+    expect(cache.stats().reservedConnections).toBe(0);
+    expect(await waitFor(() => appBackends(used), (n) => n === 0, 3000)).toBe(0);
+  });
+
+  it('hands the slots of a closed DataSource back only once its backends are gone', async () => {
+    const used = silos.slice(0, 2);
+    for (let round = 0; round < 5; round++) {
+      // Two concurrent units per tenant: each silo DataSource opens both of its connections.
+      await Promise.all(used.flatMap((t) => [1, 2].map(() => fx.inTenant(t, (em) => em.query(`SELECT pg_sleep(0.005)`)))));
+      expect(await appBackends(used)).toBeGreaterThan(2);
+      expect(await cache.evictIdle(Date.now() + 3_600_000)).toBe(2);
+      expect(cache.stats().reservedConnections).toBe(0);
+      // The budget says these slots are free again, so the server must agree.
+      expect(await appBackends(used)).toBe(0);
+    }
+  });
+
+  it('rejects with SiloCapacityError when in-flight work holds every slot past the acquire timeout', async () => {
+    const [t1, t2, t3] = silos;
+    const hold = deferred();
+    const entered = [deferred(), deferred()];
+    const held = [t1, t2].map((t, i) =>
+      fx.inTenant(t, async (em) => {
+        await em.query(`INSERT INTO projects (name) VALUES ('held')`);
+        entered[i].resolve();
+        await hold.promise;
+        return em.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'held'`);
+      }),
+    );
+    await Promise.all(entered.map((d) => d.promise));
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4, inUse: 2 });
+
+    let ran = false;
+    const started = Date.now();
+    const err = await rejectionOf(
+      fx.inTenant(t3, async () => {
+        ran = true;
+      }),
+    );
+    const waited = Date.now() - started;
+    expect(err).toBeInstanceOf(SiloCapacityError);
+    expect(err.message).toMatch(/all 4 silo connections are in use/);
+    expect(waited).toBeGreaterThanOrEqual(SILO.siloAcquireTimeoutMs - 50);
+    expect(waited).toBeLessThan(SILO.siloAcquireTimeoutMs + 2000);
+    expect(ran).toBe(false);
+    // The busy DataSources were not evicted under them, and the failed tenant is not left cached.
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4, inUse: 2 });
+
+    hold.resolve();
+    const counts = await Promise.all(held);
+    expect(counts.map((c) => c[0].n)).toEqual([1, 1]);
+    // Once the slots are free, the tenant that was turned away gets in (its failure was not cached).
+    const [{ db }] = await fx.inTenant(t3, (em) => em.query(`SELECT current_database() AS db`));
+    expect(db).toBe(t3.database);
+    expect(cache.stats().reservedConnections).toBeLessThanOrEqual(SILO.siloMaxConnections);
+  });
+});

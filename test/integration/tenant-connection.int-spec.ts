@@ -1,0 +1,345 @@
+import { ClsService } from 'nestjs-cls';
+import type { TenantEntity } from '#strata/control-plane';
+import {
+  MissingTenantContextError,
+  SharedDataSources,
+  SiloDataSourceCache,
+  TenantPlacementError,
+  type TenantPlacement,
+} from '#strata/tenancy';
+import { toPlacement } from '#strata/auth';
+import { uniqueSlug } from '../support/test-database';
+import { createTenancyFixture, rejectionOf, sqlState, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+
+jest.setTimeout(30_000);
+
+const TIERS = ['pool', 'bridge', 'silo'] as const;
+
+describe('tenant connection manager', () => {
+  let fx: TenancyFixture;
+  const tenants = {} as Record<(typeof TIERS)[number], TestTenant>;
+
+  beforeAll(async () => {
+    fx = await createTenancyFixture();
+    for (const tier of TIERS) tenants[tier] = await fx.onboard(tier);
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  const countByName = async (t: TestTenant, name: string): Promise<number> => {
+    const rows = await fx.ownerQuery<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${t.table('projects')} WHERE tenant_id = $1 AND name = $2`,
+      [t.id, name],
+      t.database,
+    );
+    return rows[0].n;
+  };
+
+  describe('without a tenant context', () => {
+    it('refuses a unit of work with an actionable MissingTenantContextError before running it', async () => {
+      let ran = false;
+      const err = await rejectionOf(
+        fx.conn.transaction(async () => {
+          ran = true;
+        }),
+      );
+      expect(err).toBeInstanceOf(MissingTenantContextError);
+      expect(err.message).toMatch(/^no tenant context: a tenant database transaction needs a tenant\./);
+      expect(err.message).toMatch(/wrap the call in tenantContext\.run\(scope, fn\)/);
+      expect(err.message).toMatch(/runAsSystem\(fn\)/);
+      expect(ran).toBe(false);
+    });
+
+    it('refuses a unit of work inside an active CLS context that holds no tenant', async () => {
+      const cls = fx.module.get(ClsService);
+      let ran = false;
+      const err = await rejectionOf(
+        cls.run(() =>
+          fx.conn.transaction(async () => {
+            ran = true;
+          }),
+        ),
+      );
+      expect(err).toBeInstanceOf(MissingTenantContextError);
+      expect(ran).toBe(false);
+    });
+
+    it('throws MissingTenantContextError from TenantConnectionManager.manager', () => {
+      expect(() => fx.conn.manager).toThrow(MissingTenantContextError);
+      expect(() => fx.conn.manager).toThrow(/no tenant context: a tenant repository needs a tenant/);
+    });
+  });
+
+  describe('inside a tenant context', () => {
+    it('throws from TenantConnectionManager.manager outside a transaction', () => {
+      fx.ctx.run({ tenant: tenants.pool.placement }, () => {
+        expect(() => fx.conn.manager).toThrow(/no open tenant transaction: call repositories inside tenantConnectionManager\.transaction/);
+        expect(() => fx.conn.manager).not.toThrow(MissingTenantContextError);
+      });
+    });
+
+    it('exposes the open unit through TenantConnectionManager.manager only while it runs', async () => {
+      await fx.ctx.run({ tenant: tenants.pool.placement }, async () => {
+        const inside = await fx.conn.transaction(async (em) => fx.conn.manager === em);
+        expect(inside).toBe(true);
+        expect(() => fx.conn.manager).toThrow(/no open tenant transaction/);
+      });
+    });
+
+    it.each(TIERS)('runs a %s unit of work as the app role in the tenant schema and database with the tenant set', async (tier) => {
+      const t = tenants[tier];
+      const rows = await fx.inTenant(t, async (em) => {
+        await em.query(`INSERT INTO projects (name) VALUES ('placed')`);
+        return em.query(
+          `SELECT tenant_id, current_schema() AS schema, current_database() AS database,
+                  current_setting('app.tenant_id') AS tenant, current_user AS usr
+             FROM projects WHERE name = 'placed'`,
+        );
+      });
+      expect(rows).toEqual([
+        { tenant_id: t.id, schema: t.placement.schemaName, database: t.placement.databaseName ?? fx.db.name, tenant: t.id, usr: fx.db.appRole },
+      ]);
+      expect(rows[0].schema).toBe(tier === 'bridge' ? `t_${t.slug.replace(/-/g, '_')}` : 'shared');
+      if (tier === 'silo') expect(rows[0].database).toBe(`strata_t_${t.slug.replace(/-/g, '_')}`);
+      // Committed where the placement says, as the owner sees it.
+      expect(await countByName(t, 'placed')).toBe(1);
+    });
+  });
+
+  describe('rollback and nesting', () => {
+    it.each(TIERS)('rolls back everything a failed %s unit of work wrote', async (tier) => {
+      const t = tenants[tier];
+      await fx.inTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('kept')`));
+      const err = await rejectionOf(
+        fx.inTenant(t, async (em) => {
+          await em.query(`INSERT INTO projects (name) VALUES ('doomed')`);
+          await em.query(`INSERT INTO invoices (number, amount, currency) VALUES ('doomed-1', 10, 'EUR')`);
+          const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'doomed'`);
+          expect(n).toBe(1); // visible inside the unit...
+          throw new Error('boom');
+        }),
+      );
+      expect(err.message).toBe('boom');
+      expect(await countByName(t, 'kept')).toBe(1);
+      expect(await countByName(t, 'doomed')).toBe(0); // ...gone after it failed
+      const inv = await fx.ownerQuery<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${t.table('invoices')} WHERE number = 'doomed-1'`,
+        [],
+        t.database,
+      );
+      expect(inv[0].n).toBe(0);
+    });
+
+    it.each(TIERS)('rolls back earlier writes when a later %s statement fails, and the next unit works', async (tier) => {
+      const t = tenants[tier];
+      const err = await rejectionOf(
+        fx.inTenant(t, async (em) => {
+          await em.query(`INSERT INTO projects (name) VALUES ('before-error')`);
+          await em.query(`INSERT INTO projects (name) VALUES ('')`); // violates the length CHECK
+        }),
+      );
+      expect(sqlState(err)).toBe('23514');
+      expect(await countByName(t, 'before-error')).toBe(0);
+      const [{ tenant }] = await fx.inTenant(t, (em) => em.query(`SELECT current_setting('app.tenant_id') AS tenant`));
+      expect(tenant).toBe(t.id);
+    });
+
+    it.each(TIERS)('joins a nested %s transaction() to the open unit on the same backend', async (tier) => {
+      const t = tenants[tier];
+      const err = await rejectionOf(
+        fx.inTenant(t, async (outer) => {
+          const [{ pid: outerPid }] = await outer.query(`SELECT pg_backend_pid() AS pid`);
+          const inner = await fx.conn.transaction(async (em) => {
+            await em.query(`INSERT INTO projects (name) VALUES ('nested-write')`);
+            const [{ pid }] = await em.query(`SELECT pg_backend_pid() AS pid`);
+            const deeper = await fx.conn.transaction(async (em3) => (await em3.query(`SELECT pg_backend_pid() AS pid`))[0].pid);
+            return { pid, deeper, same: em === outer };
+          });
+          expect(inner).toEqual({ pid: outerPid, deeper: outerPid, same: true });
+          throw new Error('outer fails after the nested unit returned');
+        }),
+      );
+      expect(err.message).toBe('outer fails after the nested unit returned');
+      // The nested write was part of the outer transaction, so it rolled back with it.
+      expect(await countByName(t, 'nested-write')).toBe(0);
+    });
+  });
+
+  describe('placement errors', () => {
+    /** Writes a tenant record by hand (owner connection) and returns its placement as the guard would. */
+    async function misplacedTenant(row: { tier: string; poolId: string; schemaName: string; databaseName: string | null }): Promise<TenantPlacement> {
+      const slug = uniqueSlug('misplaced');
+      const [{ id }] = await fx.ownerQuery<{ id: string }>(
+        `INSERT INTO control.tenants (slug, name, tier, pool_id, status, schema_name, database_name)
+         VALUES ($1, 'misplaced', $2, $3, 'active', $4, $5) RETURNING id`,
+        [slug, row.tier, row.poolId, row.schemaName, row.databaseName],
+      );
+      const rec = (await fx.registry.findById(id)) as TenantEntity;
+      expect(rec).toMatchObject({ tier: row.tier, poolId: row.poolId });
+      return toPlacement(rec);
+    }
+
+    const poolRowCount = async () =>
+      (await fx.ownerQuery<{ n: number }>(`SELECT count(*)::int AS n FROM shared.projects WHERE tenant_id = $1`, [tenants.pool.id]))[0].n;
+
+    it('rejects a bridge tenant whose record points at the pool-kind pool, without running the unit', async () => {
+      await fx.inTenant(tenants.pool, (em) => em.query(`INSERT INTO projects (name) VALUES ('victim')`));
+      const before = await poolRowCount();
+      expect(before).toBeGreaterThan(0);
+      const placement = await misplacedTenant({ tier: 'bridge', poolId: 'main-pool', schemaName: 'shared', databaseName: null });
+      let ran = false;
+      const err = await rejectionOf(
+        fx.inTenant(placement, async (em) => {
+          ran = true;
+          await em.query(`UPDATE shared.projects SET name = 'hijacked'`);
+        }),
+      );
+      expect(err).toBeInstanceOf(TenantPlacementError);
+      expect(err.message).toMatch(/is bridge but pool main-pool serves pool/);
+      expect(ran).toBe(false);
+      expect(await poolRowCount()).toBe(before);
+      expect(await countByName(tenants.pool, 'hijacked')).toBe(0);
+    });
+
+    it("rejects a pool tenant whose record points at the bridge-kind pool and another tenant's schema", async () => {
+      const placement = await misplacedTenant({ tier: 'pool', poolId: 'main-bridge', schemaName: tenants.bridge.schema, databaseName: null });
+      let ran = false;
+      const err = await rejectionOf(
+        fx.inTenant(placement, async () => {
+          ran = true;
+        }),
+      );
+      expect(err).toBeInstanceOf(TenantPlacementError);
+      expect(ran).toBe(false);
+    });
+
+    it("rejects a silo tenant pointed at the pool-kind pool and another silo tenant's database", async () => {
+      const silos = fx.module.get(SiloDataSourceCache);
+      const sizeBefore = silos.stats().size;
+      const placement = await misplacedTenant({
+        tier: 'silo',
+        poolId: 'main-pool',
+        schemaName: 'shared',
+        databaseName: tenants.silo.placement.databaseName,
+      });
+      let ran = false;
+      const err = await rejectionOf(
+        fx.inTenant(placement, async () => {
+          ran = true;
+        }),
+      );
+      expect(err).toBeInstanceOf(TenantPlacementError);
+      expect(ran).toBe(false);
+      expect(silos.stats().size).toBe(sizeBefore);
+    });
+
+    it('rejects a tenant whose pool is not registered', async () => {
+      const placement: TenantPlacement = { ...tenants.pool.placement, poolId: 'ghost-pool' };
+      const err = await rejectionOf(fx.inTenant(placement, async () => undefined));
+      expect(err).toBeInstanceOf(TenantPlacementError);
+      expect(err.message).toMatch(/pool ghost-pool of tenant .* is not registered/);
+    });
+
+    it('rejects a silo tenant without a database', async () => {
+      const placement: TenantPlacement = { ...tenants.silo.placement, databaseName: null };
+      const err = await rejectionOf(fx.inTenant(placement, async () => undefined));
+      expect(err).toBeInstanceOf(TenantPlacementError);
+      expect(err.message).toMatch(/has no database/);
+    });
+  });
+});
+
+describe('tenant setting on a reused shared connection (DATA_POOL_MAX=1)', () => {
+  let fx: TenancyFixture;
+  let pool: TestTenant;
+  let bridge: TestTenant;
+
+  beforeAll(async () => {
+    fx = await createTenancyFixture({ dataPoolMax: 1 });
+    pool = await fx.onboard('pool');
+    bridge = await fx.onboard('bridge');
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  /** The one connection of the shared DataSource, queried outside any tenant unit. */
+  async function probeShared(t: TestTenant) {
+    const poolEntity = await fx.registry.findPool(t.placement.poolId);
+    const ds = await fx.module.get(SharedDataSources).get(poolEntity!);
+    const [row] = await ds.query(
+      `SELECT pg_backend_pid() AS pid,
+              current_setting('app.tenant_id', true) AS tenant,
+              current_setting('search_path') AS search_path,
+              (SELECT reset_val FROM pg_settings WHERE name = 'search_path') AS default_search_path,
+              (SELECT count(*)::int FROM shared.projects) AS visible_pool_rows,
+              now() = statement_timestamp() AS in_no_transaction`,
+    );
+    return row as { pid: number; tenant: string | null; search_path: string; default_search_path: string; visible_pool_rows: number; in_no_transaction: boolean };
+  }
+
+  async function expectClean(t: TestTenant, pid: number) {
+    const after = await probeShared(t);
+    expect(after.pid).toBe(pid); // the very connection the unit used
+    expect(after.tenant === '' || after.tenant === null).toBe(true);
+    expect(after.search_path).toBe(after.default_search_path);
+    expect(after.search_path).not.toMatch(/shared|t_/);
+    expect(after.visible_pool_rows).toBe(0);
+    expect(after.in_no_transaction).toBe(true);
+  }
+
+  it('leaves neither app.tenant_id nor search_path behind after a pool unit of work', async () => {
+    const inside = await fx.inTenant(pool, async (em) => {
+      await em.query(`INSERT INTO projects (name) VALUES ('a-row')`);
+      const [r] = await em.query(`SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id') AS tenant, current_schema() AS schema`);
+      return r;
+    });
+    expect(inside).toMatchObject({ tenant: pool.id, schema: 'shared' });
+    const [{ n }] = await fx.ownerQuery<{ n: number }>(`SELECT count(*)::int AS n FROM shared.projects WHERE tenant_id = $1`, [pool.id]);
+    expect(n).toBeGreaterThan(0);
+    await expectClean(pool, inside.pid);
+  });
+
+  it('leaves neither app.tenant_id nor search_path behind after a bridge unit of work', async () => {
+    const inside = await fx.inTenant(bridge, async (em) => {
+      await em.query(`INSERT INTO projects (name) VALUES ('b-row')`);
+      return (await em.query(`SELECT pg_backend_pid() AS pid, current_schema() AS schema`))[0];
+    });
+    expect(inside.schema).toBe(bridge.schema);
+    await expectClean(bridge, inside.pid);
+  });
+
+  it('leaves nothing behind after a unit of work that threw', async () => {
+    let pid = 0;
+    await rejectionOf(
+      fx.inTenant(bridge, async (em) => {
+        pid = (await em.query(`SELECT pg_backend_pid() AS pid`))[0].pid;
+        throw new Error('work failed');
+      }),
+    );
+    expect(pid).toBeGreaterThan(0);
+    await expectClean(bridge, pid);
+  });
+
+  it('leaves nothing behind after a unit of work whose statement failed', async () => {
+    let pid = 0;
+    const err = await rejectionOf(
+      fx.inTenant(pool, async (em) => {
+        pid = (await em.query(`SELECT pg_backend_pid() AS pid`))[0].pid;
+        await em.query(`SELECT 1/0`);
+      }),
+    );
+    expect(sqlState(err)).toBe('22012');
+    await expectClean(pool, pid);
+  });
+
+  it('gives the next tenant on the same connection only its own rows', async () => {
+    const a = await fx.inTenant(pool, async (em) => (await em.query(`SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM projects GROUP BY 1`))[0]);
+    const b = await fx.inTenant(bridge, async (em) =>
+      (await em.query(`SELECT pg_backend_pid() AS pid, (SELECT count(*)::int FROM shared.projects) AS pool_rows, current_setting('app.tenant_id') AS tenant`))[0],
+    );
+    expect(a.n).toBeGreaterThan(0);
+    expect(b).toEqual({ pid: a.pid, pool_rows: 0, tenant: bridge.id });
+  });
+});
