@@ -72,7 +72,7 @@ export class BenchDatabase {
       for (const r of strays.rows) silos.add(r.datname);
       for (const db of silos) await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(db)} WITH (FORCE)`);
       await c.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(this.name)} WITH (FORCE)`);
-      await c.query(`DROP ROLE IF EXISTS ${escapeIdentifier(this.appRole)}`);
+      for (const role of [this.appRole, `${this.appRole}_control`]) await c.query(`DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
     });
   }
 }

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { Type } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
 import { JwtService } from '#strata/auth';
@@ -39,8 +41,27 @@ async function main(): Promise<void> {
       .finally(() => process.exit(code));
     return closing;
   };
-  process.on('message', (msg: { type?: string }) => {
+  // Diagnostics (--cpu-prof): the parent brackets each measured run with start/stop, so a profile
+  // holds one scenario's requests and nothing of setup or warm-up.
+  let profiler: Session | undefined;
+  const profile = async (msg: { action: 'start' | 'stop'; file?: string }) => {
+    if (msg.action === 'start') {
+      if (!profiler) {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+      }
+      await profiler.post('Profiler.start');
+    } else if (profiler) {
+      const { profile: taken } = await profiler.post('Profiler.stop');
+      if (msg.file) writeFileSync(msg.file, JSON.stringify(taken));
+    }
+    process.send?.({ type: 'cpu-profile', action: msg.action });
+  };
+  process.on('message', (msg: { type?: string; action?: 'start' | 'stop'; file?: string }) => {
     if (msg?.type === 'shutdown') void shutdown(0);
+    if (msg?.type === 'cpu-profile' && msg.action) void profile({ action: msg.action, file: msg.file });
   });
   // The parent died or dropped the channel: never linger holding connections to a database it will drop.
   process.on('disconnect', () => void shutdown(0));

@@ -11,7 +11,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isDeepStrictEqual } from 'node:util';
 import type { Tier } from '#strata/control-plane';
@@ -36,9 +37,11 @@ interface BenchOptions {
   warmup: number;
   breakdown: boolean;
   quick: boolean;
-  /** Targets to measure besides the baseline (default: all). */
+  /** Targets to measure (default: all); without `baseline` the ratios are n/a. */
   only: string[] | null;
-  /** Directory for a V8 CPU profile of the API child (written when it exits). */
+  /** Reads to measure (default: both). */
+  reads: Read[];
+  /** Directory for V8 CPU profiles of the API child, one per measured run. */
   cpuProf: string | null;
 }
 
@@ -53,6 +56,7 @@ function parseOptions(argv: string[]): BenchOptions {
       quick: { type: 'boolean', default: false },
       breakdown: { type: 'boolean', default: false },
       only: { type: 'string' },
+      read: { type: 'string' },
       'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -63,7 +67,8 @@ function parseOptions(argv: string[]): BenchOptions {
       'usage: npm run bench -- [--duration s] [--connections n] [--rounds n] [--warmup s] [--quick] [--breakdown]\n' +
         '  --quick      smoke run: 1 s warm-up, 3 s per scenario, 1 round (explicit flags still win)\n' +
         '  --breakdown  also measure "pool-noauth": the pool tenant transaction without the auth guard\n' +
-        '  --only a,b   measure only these targets (pool, bridge, silo, pool-noauth) besides the baseline\n' +
+        '  --only a,b   measure only these targets (baseline, pool, bridge, silo, pool-noauth; diagnostics)\n' +
+        '  --read r     measure only this read: point or list (diagnostics)\n' +
         '  --cpu-prof d write a V8 CPU profile of the API process into directory d (diagnostics)',
     );
     process.exit(0);
@@ -81,7 +86,8 @@ function parseOptions(argv: string[]): BenchOptions {
     quick,
     breakdown: (values.breakdown ?? false) || /pool-noauth/.test(values.only ?? ''),
     only: values.only ? values.only.split(',').map((x) => x.trim()).filter(Boolean) : null,
-    cpuProf: values['cpu-prof'] ?? null,
+    reads: values.read ? [parseRead(values.read)] : READS,
+    cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : null,
     duration: num('duration', values.duration, quick ? 3 : 8, 1),
     connections: num('connections', values.connections, 32, 1),
     rounds: num('rounds', values.rounds, quick ? 1 : 2, 1),
@@ -97,9 +103,11 @@ interface BenchServer {
   base: string;
   ready: BenchServerReady;
   stop(): Promise<void>;
+  /** Starts / stops a V8 CPU profile in the API process; stop writes it to `file`. */
+  profile(action: 'start' | 'stop', file?: string): Promise<void>;
 }
 
-async function startServer(db: BenchDatabase, breakdown: boolean, cpuProf: string | null): Promise<BenchServer> {
+async function startServer(db: BenchDatabase, breakdown: boolean): Promise<BenchServer> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: process.env.NODE_ENV ?? 'production',
@@ -116,11 +124,7 @@ async function startServer(db: BenchDatabase, breakdown: boolean, cpuProf: strin
   delete env.BASE_DOMAIN;
   delete env.PORT;
 
-  const child = fork(join(__dirname, 'bench-server.js'), [], {
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [],
-  });
+  const child = fork(join(__dirname, 'bench-server.js'), [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await new Promise<BenchServerReady>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('bench server did not report ready within 60 s')), 60_000);
     child.once('message', (msg: BenchServerReady) => {
@@ -136,6 +140,18 @@ async function startServer(db: BenchDatabase, breakdown: boolean, cpuProf: strin
 
   let stopping: Promise<void> | undefined;
   return {
+    profile(action, file) {
+      return new Promise<void>((resolve) => {
+        const onMessage = (msg: { type?: string; action?: string }) => {
+          if (msg?.type === 'cpu-profile' && msg.action === action) {
+            child.off('message', onMessage);
+            resolve();
+          }
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'cpu-profile', action, file });
+      });
+    },
     child,
     ready,
     base: `http://127.0.0.1:${ready.port}`,
@@ -239,6 +255,11 @@ async function inParallel(count: number, width: number, fn: (i: number) => Promi
 
 type Read = 'point' | 'list';
 const READS: Read[] = ['point', 'list'];
+function parseRead(raw: string): Read {
+  if (raw !== 'point' && raw !== 'list') throw new Error(`--read must be point or list, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 const READ_LABEL: Record<Read, string> = {
   point: 'GET /projects/:id',
   list: `GET /invoices?limit=${LIST_LIMIT}`,
@@ -343,9 +364,15 @@ async function measure(server: BenchServer, meter: CpuMeter, scenarios: Scenario
       const { scenario } = tally;
       const common = { url: `${base}${scenario.path}`, connections: opts.connections, headers: scenario.headers, timeout: 10 };
       if (opts.warmup > 0) count(tally, await runAutocannon({ ...common, duration: opts.warmup }));
+      if (opts.cpuProf) await server.profile('start');
       await meter.start();
       const r = await runAutocannon({ ...common, duration: opts.duration });
       const cpu = await meter.stop(r.requests.total);
+      if (opts.cpuProf) {
+        const file = join(opts.cpuProf, `r${round + 1}-${scenario.read}-${scenario.target}.cpuprofile`);
+        await server.profile('stop', file);
+        console.error(`    profile: ${file}`);
+      }
       count(tally, r);
       const sample: Sample = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, cpu };
       tally.samples.push(sample);
@@ -386,19 +413,21 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
   const misses: string[] = [];
   for (const read of READS) {
     const rows = tallies.filter((t) => t.scenario.read === read);
-    const baseline = median(rows.find((t) => t.scenario.target === 'baseline')!.samples.map((s) => s.rps));
+    const baselineTally = rows.find((t) => t.scenario.target === 'baseline');
+    const baseline = baselineTally ? median(baselineTally.samples.map((s) => s.rps)) : NaN;
     for (const t of rows) {
       const rps = median(t.samples.map((s) => s.rps));
       const ratio = rps / baseline;
       const bad = t.non2xx + t.errors + t.timeouts;
       if (bad) failed.push(t);
       const isBaseline = t.scenario.target === 'baseline';
-      const meets = isBaseline ? '—' : ratio >= TARGET_RATIO ? 'yes' : '**no**';
-      if (!isBaseline && ratio < TARGET_RATIO) misses.push(`${READ_LABEL[read]} ${t.scenario.target} ${ratio.toFixed(2)}×`);
+      const known = Number.isFinite(ratio);
+      const meets = isBaseline ? '—' : !known ? 'n/a' : ratio >= TARGET_RATIO ? 'yes' : '**no**';
+      if (!isBaseline && known && ratio < TARGET_RATIO) misses.push(`${READ_LABEL[read]} ${t.scenario.target} ${ratio.toFixed(2)}×`);
       lines.push(
         `| ${READ_LABEL[read]} | ${t.scenario.target} | ${rps.toFixed(0)} | ${t.samples.map((s) => s.rps.toFixed(0)).join(', ')} | ` +
           `${fmtMs(median(t.samples.map((s) => s.p50)))} | ${fmtMs(median(t.samples.map((s) => s.p99)))} | ` +
-          `${t.non2xx} / ${t.errors + t.timeouts} | ${isBaseline ? '1.00' : ratio.toFixed(2)} | ${meets} |`,
+          `${t.non2xx} / ${t.errors + t.timeouts} | ${isBaseline ? '1.00' : known ? ratio.toFixed(2) : 'n/a'} | ${meets} |`,
       );
     }
   }
@@ -477,6 +506,7 @@ function describeEnvironment(opts: BenchOptions, ready: BenchServerReady, pgVers
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
   const db = new BenchDatabase();
   let server: BenchServer | undefined;
   let cleaning: Promise<void> | undefined;
@@ -499,14 +529,15 @@ async function main(): Promise<number> {
     console.error(`creating ${db.name} (role ${db.appRole}) on ${redact(db.adminUrl)}`);
     await db.create();
     const pgVersion = await db.serverVersion();
-    server = await startServer(db, opts.breakdown, opts.cpuProf);
+    server = await startServer(db, opts.breakdown);
     console.error(`API child pid ${server.child.pid} on ${server.base}; onboarding pool, bridge and silo tenants`);
     const tenants: BenchTenant[] = [];
     for (const tier of ['pool', 'bridge', 'silo'] as const) tenants.push(await onboard(server.base, server.ready.adminToken, db, tier));
     const all = scenariosFor(tenants, opts.breakdown);
     await preflight(server.base, all);
     const only = opts.only;
-    const scenarios = only ? all.filter((s) => s.target === 'baseline' || only.includes(s.target)) : all;
+    const scenarios = all.filter((s) => (!only || only.includes(s.target)) && opts.reads.includes(s.read));
+    if (!scenarios.length) throw new Error(`--only ${only?.join(',')} --read ${opts.reads.join(',')} selects no scenario`);
 
     const meter = await CpuMeter.open(db.adminUrl, server.child.pid, [db.name, ...(await db.siloDatabases())]);
     const tallies = await measure(server, meter, scenarios, opts).finally(() => meter.close());

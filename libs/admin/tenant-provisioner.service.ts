@@ -38,7 +38,7 @@ export class TenantProvisioner {
     }
     const database = tenant.databaseName ?? pool.database;
     await this.withOwner(pool, database, (c) =>
-      migrateSchema(c, { schema: tenant.schemaName, set: 'tenant', appRole: this.config.appDbUser }),
+      migrateSchema(c, { schema: tenant.schemaName, set: 'tenant', grantTo: this.config.appDbUser }),
     );
   }
 

@@ -4,8 +4,12 @@ export interface StrataConfig {
   port: number;
   /** Owner connection to the control-plane database; migrations and provisioning use it. */
   databaseUrl: string;
+  /** Data-plane role: tenant tables only, never the control plane. */
   appDbUser: string;
   appDbPassword: string | undefined;
+  /** Control-plane role: the `control` schema only, never a tenant table. */
+  controlDbUser: string;
+  controlDbPassword: string | undefined;
   jwtSecret: string;
   jwksUrl: string | undefined;
   jwtIssuer: string | undefined;
@@ -48,11 +52,14 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
   if (siloMaxConnections < siloPoolMax) {
     throw new Error('config: SILO_MAX_CONNECTIONS must be >= SILO_POOL_MAX');
   }
+  const appDbUser = opt(env, 'DB_APP_USER') ?? 'strata_app';
   return {
     port: int(env, 'PORT', 3000, 0),
     databaseUrl,
-    appDbUser: opt(env, 'DB_APP_USER') ?? 'strata_app',
+    appDbUser,
     appDbPassword: opt(env, 'DB_APP_PASSWORD'),
+    controlDbUser: opt(env, 'DB_CONTROL_USER') ?? `${appDbUser}_control`,
+    controlDbPassword: opt(env, 'DB_CONTROL_PASSWORD') ?? opt(env, 'DB_APP_PASSWORD'),
     jwtSecret,
     jwksUrl: opt(env, 'AUTH_JWKS_URL'),
     jwtIssuer: opt(env, 'AUTH_JWT_ISSUER'),

@@ -11,11 +11,12 @@ import { withCredentials } from './connection-url';
     {
       provide: CONTROL_DATA_SOURCE,
       inject: [STRATA_CONFIG],
-      // The API reads and writes the control plane as the app role; DDL stays with the owner.
+      // Its own role: tenant units of work (app role) cannot touch the control plane, and the
+      // control plane cannot read tenant rows. DDL stays with the owner.
       useFactory: async (config: StrataConfig) =>
         new DataSource({
           type: 'postgres',
-          url: withCredentials(config.databaseUrl, config.appDbUser, config.appDbPassword),
+          url: withCredentials(config.databaseUrl, config.controlDbUser, config.controlDbPassword),
           entities: CONTROL_PLANE_ENTITIES,
           synchronize: false,
           installExtensions: false,

@@ -8,23 +8,30 @@ export const SHARED_SCHEMA = 'shared';
 export interface DatabaseBootstrapOptions {
   /** Owner connection to the control-plane database (DATABASE_URL). */
   ownerUrl: string;
+  /** Data-plane role (tenant tables). */
   appRole: string;
   appPassword?: string;
+  /** Control-plane role; defaults to `<appRole>_control` like DB_CONTROL_USER. */
+  controlRole?: string;
+  controlPassword?: string;
 }
 
 /**
- * Idempotent first-run setup of a server: the app role (NOSUPERUSER, NOBYPASSRLS, owns nothing),
+ * Idempotent first-run setup of a server: the data-plane and control-plane roles (NOSUPERUSER,
+ * NOBYPASSRLS, own nothing, each granted only its own schemas),
  * the control-plane schema, default pools on the same server, and the pool tier's shared schema.
  */
 export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise<void> {
   const role = assertIdentifier('role', opts.appRole);
+  const controlRole = assertIdentifier('role', opts.controlRole ?? `${opts.appRole}_control`);
   const client = new Client({ connectionString: opts.ownerUrl });
   await client.connect();
   try {
     await ensureAppRole(client, role, opts.appPassword);
-    await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', appRole: role });
+    await ensureAppRole(client, controlRole, opts.controlPassword ?? opts.appPassword);
+    await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', grantTo: controlRole });
     await seedDefaultPools(client, opts.ownerUrl);
-    await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', appRole: role });
+    await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', grantTo: role });
   } finally {
     await client.end();
   }

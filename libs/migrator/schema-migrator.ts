@@ -14,7 +14,7 @@ export interface MigrateTarget {
   schema: string;
   set: MigrationSet;
   /** Role granted DML on the schema's tables; it never owns them. */
-  appRole: string;
+  grantTo: string;
 }
 
 export interface AppliedMigration {
@@ -31,7 +31,7 @@ export interface AppliedMigration {
  */
 export async function migrateSchema(client: ClientBase, target: MigrateTarget): Promise<AppliedMigration[]> {
   const schema = escapeIdentifier(assertIdentifier('schema', target.schema));
-  const role = escapeIdentifier(assertIdentifier('role', target.appRole));
+  const role = escapeIdentifier(assertIdentifier('role', target.grantTo));
   const lockKey = escapeLiteral(`strata:migrate:${target.set}:${target.schema}`);
   const applied: AppliedMigration[] = [];
   const migrations = loadMigrations(target.set);

@@ -121,6 +121,11 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
       await this.reserveSlot();
       reserved = true;
       const ds = await this.open(address, this.config.siloPoolMax);
+      if (this.closed) {
+        // Shut down while connecting: nobody would ever close it.
+        await ds.destroy().catch(() => undefined);
+        throw new Error('silo cache is shut down');
+      }
       entry.ds = ds;
       return ds;
     } catch (err) {

@@ -40,6 +40,9 @@ CREATE TABLE invoices (
 );
 CREATE INDEX invoices_tenant_created_idx ON invoices (tenant_id, created_at DESC, id DESC);
 
+-- The policy also pins the schema it was created in (current_schema() at migration time): a unit
+-- of work only reaches the tables of its own search_path, so a tenant cannot write rows (stamped
+-- with its own tenant_id) into another bridge tenant's schema by naming it.
 DO $$
 DECLARE t text;
 BEGIN
@@ -47,7 +50,9 @@ BEGIN
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid) '
-      'WITH CHECK (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid)', t);
+      'CREATE POLICY tenant_isolation ON %1$I '
+      'USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L) '
+      'WITH CHECK (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L)',
+      t, current_schema());
   END LOOP;
 END $$;

@@ -60,6 +60,31 @@ describe('database roles and row-level security', () => {
     });
   });
 
+  describe('the control plane and the data plane use separate roles', () => {
+    it('denies a tenant unit of work any access to the control plane', async () => {
+      for (const table of ['users', 'memberships', 'tenants', 'pools']) {
+        const read = await rejectionOf(fx.inTenant(tenants.pool, (em) => em.query(`SELECT count(*) FROM control.${table}`)));
+        expect(sqlState(read)).toBe('42501');
+      }
+      const write = await rejectionOf(fx.inTenant(tenants.bridge, (em) => em.query(`UPDATE control.tenants SET status = 'active'`)));
+      expect(sqlState(write)).toBe('42501');
+    });
+
+    it('gives the control-plane role no access to tenant tables', async () => {
+      const url = new URL(fx.db.ownerUrl);
+      url.username = fx.config.controlDbUser;
+      const { Client: PgClient } = await import('pg');
+      const c = new PgClient({ connectionString: url.toString() });
+      await c.connect();
+      try {
+        await expect(c.query(`SELECT count(*) FROM shared.projects`)).rejects.toMatchObject({ code: '42501' });
+        await expect(c.query(`SELECT count(*) FROM control.tenants`)).resolves.toBeDefined();
+      } finally {
+        await c.end();
+      }
+    });
+  });
+
   describe('a direct app-role connection that never set app.tenant_id', () => {
     const clients: Client[] = [];
     afterAll(async () => {

@@ -217,6 +217,18 @@ describe('tenant isolation', () => {
       expect(sqlState(err)).toBe('42501');
       expect(await ownerRows(b2)).toHaveLength(1);
     });
+
+    it.each([
+      ['a bridge tenant', 'another bridge schema', () => [b1, b2] as const],
+      ['a bridge tenant', 'the shared schema', () => [b1, pool] as const],
+      ['a pool tenant', 'a bridge schema', () => [pool, b2] as const],
+    ])("does not let %s plant rows under its own id in %s", async (_who, _where, pick) => {
+      const [me, victim] = pick();
+      const before = await fx.ownerQuery(`SELECT 1 FROM ${victim.table('projects')}`);
+      const err = await rejectionOf(fx.inTenant(me, (em) => em.query(`INSERT INTO ${victim.table('projects')} (name) VALUES ('planted')`)));
+      expect(sqlState(err)).toBe('42501');
+      expect(await fx.ownerQuery(`SELECT 1 FROM ${victim.table('projects')}`)).toHaveLength(before.length);
+    });
   });
 
   describe('switching tenants', () => {

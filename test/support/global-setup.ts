@@ -27,7 +27,17 @@ export default async function globalSetup(): Promise<void> {
   } finally {
     await admin.end();
   }
-  await bootstrapDatabase({ ownerUrl: urlFor(info.templateDb), appRole: info.appRole });
+  try {
+    await bootstrapDatabase({ ownerUrl: urlFor(info.templateDb), appRole: info.appRole });
+  } catch (err) {
+    // jest skips global teardown when setup fails: undo here so nothing is left on the server.
+    const c = new Client({ connectionString: info.adminUrl });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS ${info.templateDb} WITH (FORCE)`).catch(() => undefined);
+    for (const r of [info.appRole, `${info.appRole}_control`]) await c.query(`DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
+    await c.end();
+    throw err;
+  }
   const file = join(tmpdir(), `strata-test-run-${runId}.json`);
   writeFileSync(file, JSON.stringify(info));
   process.env.STRATA_TEST_RUN_INFO = file;

@@ -14,7 +14,7 @@ export default async function globalTeardown(): Promise<void> {
       [`strata_f_${info.runId}_%`, `strata_t_%_${info.runId}`, info.templateDb],
     );
     for (const { datname } of dbs.rows) await admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(datname)} WITH (FORCE)`);
-    await admin.query(`DROP ROLE IF EXISTS ${escapeIdentifier(info.appRole)}`);
+    for (const role of [info.appRole, `${info.appRole}_control`]) await admin.query(`DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
   } finally {
     await admin.end();
     rmSync(process.env.STRATA_TEST_RUN_INFO, { force: true });

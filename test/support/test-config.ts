@@ -9,6 +9,8 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     databaseUrl: db.ownerUrl,
     appDbUser: db.appRole,
     appDbPassword: undefined,
+    controlDbUser: `${db.appRole}_control`,
+    controlDbPassword: undefined,
     jwtSecret: TEST_JWT_SECRET,
     jwksUrl: undefined,
     jwtIssuer: undefined,

@@ -1,6 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 
 /** Written by global-setup, read by every test file: what this run created on the server. */
 export interface TestRunInfo {
@@ -9,8 +7,6 @@ export interface TestRunInfo {
   appRole: string;
   templateDb: string;
 }
-
-export const RUN_INFO_FILE = join(tmpdir(), `strata-test-run-${process.ppid}-${process.env.JEST_RUN_KEY ?? 'x'}.json`);
 
 export function adminUrl(): string {
   return process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

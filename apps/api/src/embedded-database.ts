@@ -9,17 +9,25 @@ const PORT = Number(process.env.EMBEDDED_PG_PORT ?? 54329);
 interface DevSecrets {
   ownerPassword: string;
   appPassword: string;
+  controlPassword?: string;
   jwtSecret: string;
 }
 
 /** Secrets for the local default, made once and kept beside the data (git-ignored). */
 function devSecrets(): DevSecrets {
   const file = join(DATA_DIR, 'dev-secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+  if (existsSync(file)) {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+    if (kept.controlPassword) return kept;
+    kept.controlPassword = randomBytes(12).toString('hex');
+    writeFileSync(file, JSON.stringify(kept, null, 2), { mode: 0o600 });
+    return kept;
+  }
   mkdirSync(DATA_DIR, { recursive: true });
   const secrets = {
     ownerPassword: randomBytes(12).toString('hex'),
     appPassword: randomBytes(12).toString('hex'),
+    controlPassword: randomBytes(12).toString('hex'),
     jwtSecret: randomBytes(32).toString('hex'),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -59,6 +67,7 @@ export async function startEmbeddedPostgres(): Promise<{ stop: () => Promise<voi
 
   process.env.DATABASE_URL = `postgres://postgres:${secrets.ownerPassword}@127.0.0.1:${PORT}/strata`;
   process.env.DB_APP_PASSWORD ??= secrets.appPassword;
+  process.env.DB_CONTROL_PASSWORD ??= secrets.controlPassword;
   process.env.AUTH_JWT_SECRET ??= secrets.jwtSecret;
   return { stop: () => pg.stop() };
 }

@@ -14,7 +14,13 @@ async function main(): Promise<void> {
     embedded = await startEmbeddedPostgres();
   }
   const config = loadStrataConfig(process.env);
-  await bootstrapDatabase({ ownerUrl: config.databaseUrl, appRole: config.appDbUser, appPassword: config.appDbPassword });
+  await bootstrapDatabase({
+    ownerUrl: config.databaseUrl,
+    appRole: config.appDbUser,
+    appPassword: config.appDbPassword,
+    controlRole: config.controlDbUser,
+    controlPassword: config.controlDbPassword,
+  });
 
   const app = await createApp(config);
   if (embedded) {
