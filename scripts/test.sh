@@ -19,7 +19,7 @@ results="$(mktemp --suffix=.json)"
 trap 'rm -f "$results"' EXIT
 status=0
 npm test --loglevel=error -- --json --outputFile="$results" || status=$?
-# One plain closing line that any CI reader understands.
+# One plain closing line that any CI reader understands: `jest: N passed, N failed[, N skipped]`.
 # shellcheck disable=SC2016 # ${...} below are JavaScript template literals
 node -e '
   const fs = require("node:fs");
@@ -28,8 +28,7 @@ node -e '
   console.log(r
     ? `jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed` +
       (r.numPendingTests ? `, ${r.numPendingTests} skipped` : "") +
-      (r.numRuntimeErrorTestSuites ? `, ${r.numRuntimeErrorTestSuites} suites failed to run` : "") +
-      ` (exit ${process.argv[2]})`
+      (r.numRuntimeErrorTestSuites ? `\njest: ${r.numRuntimeErrorTestSuites} suites failed to run` : "")
     : `jest: no results (exit ${process.argv[2]})`);
 ' "$results" "$status" || true
 exit "$status"
