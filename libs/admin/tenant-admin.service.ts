@@ -11,6 +11,7 @@ import {
   type TenantStatus,
 } from '#strata/control-plane';
 import { hashPassword } from '#strata/auth';
+import { latestVersion } from '#strata/migrator';
 import { placementFor, TenantProvisioner } from './tenant-provisioner.service';
 import type { AddTenantUserDto, CreateTenantDto } from './admin.dto';
 
@@ -93,7 +94,10 @@ export class TenantAdminService {
       throw new ApiException(503, 'provisioning_failed', `provisioning failed: ${(err as Error).message}`);
     }
     tenant.status = 'active';
-    await tenants.update({ id: tenant.id }, { status: 'active' });
+    // Provisioned at the version this release ships; pool tenants follow their pool's shared schema.
+    const version = latestVersion('tenant');
+    await tenants.update({ id: tenant.id }, { status: 'active', schemaVersion: version });
+    if (tenant.tier === 'pool' && pool.schemaVersion < version) await pools.update({ id: pool.id }, { schemaVersion: version });
     this.registry.invalidateTenant(tenant);
     return view((await tenants.findOneBy({ id: tenant.id }))!);
   }

@@ -27,6 +27,7 @@ export function toPlacement(t: TenantEntity): TenantPlacement {
     schemaName: t.schemaName,
     databaseName: t.databaseName,
     status: t.status,
+    schemaVersion: t.schemaVersion,
   };
 }
 

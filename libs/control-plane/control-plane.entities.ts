@@ -15,6 +15,8 @@ export class PoolEntity {
   @Column('text') database: string;
   @Column('integer', { name: 'max_connections' }) maxConnections: number;
   @Column('boolean', { name: 'is_default' }) isDefault: boolean;
+  /** Tenant schema version of the shared schema (pool kind); see migrations/control/0002. */
+  @Column('text', { name: 'schema_version' }) schemaVersion: string;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
 }
 
@@ -31,6 +33,8 @@ export class TenantEntity {
   @Column('text', { name: 'schema_name' }) schemaName: string;
   @Column('text', { name: 'database_name', nullable: true }) databaseName: string | null;
   @Column('jsonb') settings: Record<string, unknown>;
+  /** Tenant schema version of its own schema/database (bridge, silo); pool tenants follow their pool. */
+  @Column('text', { name: 'schema_version' }) schemaVersion: string;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { assertIdentifier, migrateSchema } from './schema-migrator';
+import { latestVersion } from './sql-migrations.loader';
 
 export const CONTROL_SCHEMA = 'control';
 export const SHARED_SCHEMA = 'shared';
@@ -32,6 +33,10 @@ export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise
     await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', grantTo: controlRole });
     await seedDefaultPools(client, opts.ownerUrl);
     await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', grantTo: role });
+    await client.query(
+      `UPDATE ${CONTROL_SCHEMA}.pools SET schema_version = $1 WHERE kind = 'pool' AND database = current_database() AND schema_version < $1`,
+      [latestVersion('tenant')],
+    );
   } finally {
     await client.end();
   }

@@ -1,3 +1,13 @@
 export { loadMigrations, latestVersion, type SqlMigration, type MigrationSet } from './sql-migrations.loader';
-export { migrateSchema, assertIdentifier, type MigrateTarget, type AppliedMigration } from './schema-migrator';
+export {
+  migrateSchema,
+  appliedVersions,
+  assertIdentifier,
+  MigrationFailedError,
+  type MigrateTarget,
+  type AppliedMigration,
+} from './schema-migrator';
 export { bootstrapDatabase, ensureAppRole, CONTROL_SCHEMA, SHARED_SCHEMA, type DatabaseBootstrapOptions } from './database-bootstrap';
+export { listFleetTargets, serverOf, type FleetTarget, type TargetKind } from './fleet.targets';
+export { runFleet, type FleetRunOptions, type FleetReport, type TargetResult, type TargetStatus, type FleetMode } from './fleet-migration.runner';
+export { checkFleetGuardrails, checkSchemas, checkAppRole, type GuardrailViolation, type FleetCheckOptions } from './rls-guardrails';

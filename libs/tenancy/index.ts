@@ -13,4 +13,4 @@ export {
 } from './wire-tenant.resolver';
 export { SharedDataSources } from './shared-data-sources.registry';
 export { SiloDataSourceCache, SiloCapacityError } from './silo-data-source.cache';
-export { TenantPlacementError } from './tier.strategies';
+export { TenantPlacementError, TenantMigratingError, TENANT_SCHEMA_VERSION } from './tier.strategies';

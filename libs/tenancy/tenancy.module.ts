@@ -4,7 +4,8 @@ import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantContext } from './tenant.context';
 import { SharedDataSources } from './shared-data-sources.registry';
 import { SILO_DATA_SOURCE_OPENER, SiloDataSourceCache, siloOpenerFactory } from './silo-data-source.cache';
-import { BridgeTierStrategy, PoolTierStrategy, SiloTierStrategy } from './tier.strategies';
+import { BridgeTierStrategy, PlacementResolver, PoolTierStrategy, SiloTierStrategy, TENANT_SCHEMA_VERSION } from './tier.strategies';
+import { latestVersion } from '#strata/migrator';
 import { TenantConnectionManager } from './tenant-connection.manager';
 import { registerTenantEntities } from './tenant-entities.registry';
 
@@ -19,12 +20,14 @@ import { registerTenantEntities } from './tenant-entities.registry';
     SharedDataSources,
     { provide: SILO_DATA_SOURCE_OPENER, inject: [STRATA_CONFIG], useFactory: (c: StrataConfig) => siloOpenerFactory(c) },
     SiloDataSourceCache,
+    { provide: TENANT_SCHEMA_VERSION, useFactory: () => latestVersion('tenant') },
+    PlacementResolver,
     PoolTierStrategy,
     BridgeTierStrategy,
     SiloTierStrategy,
     TenantConnectionManager,
   ],
-  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache],
+  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, TENANT_SCHEMA_VERSION],
 })
 export class TenancyModule {
   /** A domain module declares its tenant tables' entities; every tier's DataSource maps them. */

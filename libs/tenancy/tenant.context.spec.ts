@@ -11,6 +11,7 @@ const tenant = (id: string): TenantPlacement => ({
   schemaName: 'shared',
   databaseName: null,
   status: 'active',
+  schemaVersion: '0001',
 });
 
 describe('TenantContext', () => {

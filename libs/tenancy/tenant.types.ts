@@ -9,6 +9,8 @@ export interface TenantPlacement {
   schemaName: string;
   databaseName: string | null;
   status: TenantStatus;
+  /** Tenant schema version of its own schema/database; pool tenants follow their pool's instead. */
+  schemaVersion: string;
 }
 
 /** The typed value held in CLS for the duration of a request, job or system task. */

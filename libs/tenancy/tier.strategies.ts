@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { ApiException } from '#strata/common';
 import type { DataSource } from 'typeorm';
 import { TenantRegistry, type PoolEntity, type Tier } from '#strata/control-plane';
 import { SharedDataSources } from './shared-data-sources.registry';
@@ -24,13 +25,38 @@ export interface TierStrategy {
 
 export class TenantPlacementError extends Error {}
 
-async function poolOf(registry: TenantRegistry, tenant: TenantPlacement): Promise<PoolEntity> {
-  const pool = await registry.findPool(tenant.poolId);
-  if (!pool) throw new TenantPlacementError(`pool ${tenant.poolId} of tenant ${tenant.id} is not registered`);
-  if (pool.kind !== tenant.tier) {
-    throw new TenantPlacementError(`tenant ${tenant.id} is ${tenant.tier} but pool ${pool.id} serves ${pool.kind}`);
+/** The tenant schema version this release's code needs (the newest file in migrations/tenant). */
+export const TENANT_SCHEMA_VERSION = Symbol('TENANT_SCHEMA_VERSION');
+
+/** The tenant's target is behind the release: answer 503 with Retry-After instead of failing queries. */
+export class TenantMigratingError extends ApiException {
+  constructor(readonly has: string, readonly needs: string) {
+    super(503, 'tenant_migrating', 'this tenant is being migrated; retry shortly', { 'Retry-After': '30' });
+    this.name = 'TenantMigratingError';
   }
-  return pool;
+}
+
+/**
+ * Loads the tenant's pool, checks it serves the tenant's tier, and that the tenant's schema has
+ * reached the version the code needs (pool tenants share their pool's shared schema).
+ */
+@Injectable()
+export class PlacementResolver {
+  constructor(
+    private readonly registry: TenantRegistry,
+    @Inject(TENANT_SCHEMA_VERSION) private readonly required: string,
+  ) {}
+
+  async poolOf(tenant: TenantPlacement): Promise<PoolEntity> {
+    const pool = await this.registry.findPool(tenant.poolId);
+    if (!pool) throw new TenantPlacementError(`pool ${tenant.poolId} of tenant ${tenant.id} is not registered`);
+    if (pool.kind !== tenant.tier) {
+      throw new TenantPlacementError(`tenant ${tenant.id} is ${tenant.tier} but pool ${pool.id} serves ${pool.kind}`);
+    }
+    const has = tenant.tier === 'pool' ? pool.schemaVersion : tenant.schemaVersion;
+    if (has < this.required) throw new TenantMigratingError(has, this.required);
+    return pool;
+  }
 }
 
 const noRelease = (): void => undefined;
@@ -39,10 +65,10 @@ const noRelease = (): void => undefined;
 @Injectable()
 export class PoolTierStrategy implements TierStrategy {
   readonly tier = 'pool' as const;
-  constructor(private readonly registry: TenantRegistry, private readonly shared: SharedDataSources) {}
+  constructor(private readonly placement: PlacementResolver, private readonly shared: SharedDataSources) {}
 
   async enter(tenant: TenantPlacement): Promise<TierLease> {
-    return { dataSource: await this.shared.get(await poolOf(this.registry, tenant)), release: noRelease };
+    return { dataSource: await this.shared.get(await this.placement.poolOf(tenant)), release: noRelease };
   }
 
   leave(lease: TierLease): void {
@@ -54,10 +80,10 @@ export class PoolTierStrategy implements TierStrategy {
 @Injectable()
 export class BridgeTierStrategy implements TierStrategy {
   readonly tier = 'bridge' as const;
-  constructor(private readonly registry: TenantRegistry, private readonly shared: SharedDataSources) {}
+  constructor(private readonly placement: PlacementResolver, private readonly shared: SharedDataSources) {}
 
   async enter(tenant: TenantPlacement): Promise<TierLease> {
-    return { dataSource: await this.shared.get(await poolOf(this.registry, tenant)), release: noRelease };
+    return { dataSource: await this.shared.get(await this.placement.poolOf(tenant)), release: noRelease };
   }
 
   leave(lease: TierLease): void {
@@ -69,10 +95,10 @@ export class BridgeTierStrategy implements TierStrategy {
 @Injectable()
 export class SiloTierStrategy implements TierStrategy {
   readonly tier = 'silo' as const;
-  constructor(private readonly registry: TenantRegistry, private readonly silos: SiloDataSourceCache) {}
+  constructor(private readonly placement: PlacementResolver, private readonly silos: SiloDataSourceCache) {}
 
   async enter(tenant: TenantPlacement): Promise<TierLease> {
-    const pool = await poolOf(this.registry, tenant);
+    const pool = await this.placement.poolOf(tenant);
     if (!tenant.databaseName) throw new TenantPlacementError(`silo tenant ${tenant.id} has no database`);
     return this.silos.acquire(tenant.id, { host: pool.host, port: pool.port, database: tenant.databaseName });
   }

@@ -40,19 +40,8 @@ CREATE TABLE invoices (
 );
 CREATE INDEX invoices_tenant_created_idx ON invoices (tenant_id, created_at DESC, id DESC);
 
--- The policy also pins the schema it was created in (current_schema() at migration time): a unit
--- of work only reaches the tables of its own search_path, so a tenant cannot write rows (stamped
--- with its own tenant_id) into another bridge tenant's schema by naming it.
-DO $$
-DECLARE t text;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['projects', 'tasks', 'invoices'] LOOP
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %1$I '
-      'USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L) '
-      'WITH CHECK (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L)',
-      t, current_schema());
-  END LOOP;
-END $$;
+-- RLS through the runner's helper (libs/migrator/tenant-table.helper.ts): ENABLE + FORCE, and a
+-- policy with USING + WITH CHECK on app.tenant_id that also pins the schema it was created in, so a
+-- unit of work only reaches the tables of its own search_path (a tenant cannot plant rows stamped
+-- with its own id into another bridge tenant's schema by naming it).
+SELECT pg_temp.strata_enable_tenant_rls(t) FROM unnest(ARRAY['projects', 'tasks', 'invoices']) AS t;

@@ -1,0 +1,54 @@
+import type { ClientBase } from 'pg';
+
+/**
+ * SQL helpers every migration can call, installed into the session's pg_temp before a target is
+ * migrated (so no permanent object is left in tenant schemas, and they must be called qualified):
+ *
+ *   SELECT pg_temp.strata_tenant_table('notes', $$
+ *     project_id uuid NOT NULL,
+ *     body text NOT NULL,
+ *     FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE
+ *   $$);
+ *
+ * creates the table in the one shape — tenant_id defaulting to the current tenant, id, the given
+ * columns, created_at, primary key (tenant_id, id), index (tenant_id, created_at DESC, id DESC) —
+ * and protects it with pg_temp.strata_enable_tenant_rls(): ENABLE + FORCE RLS and a policy with
+ * USING and WITH CHECK on app.tenant_id, pinned to the schema the table lives in. Forgetting RLS
+ * on a new table then takes more typing than not forgetting it, and the guardrail check catches
+ * the rest.
+ */
+const HELPER_SQL = `
+CREATE OR REPLACE FUNCTION pg_temp.strata_enable_tenant_rls(tbl text) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tbl);
+  EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', tbl);
+  EXECUTE format(
+    'CREATE POLICY tenant_isolation ON %1$I '
+    'USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L) '
+    'WITH CHECK (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L)',
+    tbl, current_schema());
+END
+$fn$;
+CREATE OR REPLACE FUNCTION pg_temp.strata_tenant_table(tbl text, columns text) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  EXECUTE format(
+    'CREATE TABLE %1$I ('
+    '  tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid,'
+    '  id uuid NOT NULL DEFAULT gen_random_uuid(),'
+    '  %2$s,'
+    '  created_at timestamptz NOT NULL DEFAULT date_trunc(''milliseconds'', now()),'
+    '  PRIMARY KEY (tenant_id, id))',
+    tbl, columns);
+  EXECUTE format('CREATE INDEX %I ON %I (tenant_id, created_at DESC, id DESC)', tbl || '_tenant_created_idx', tbl);
+  PERFORM pg_temp.strata_enable_tenant_rls(tbl);
+END
+$fn$;
+`;
+
+const installed = new WeakSet<object>();
+
+export async function installTenantTableHelper(client: ClientBase): Promise<void> {
+  if (installed.has(client)) return;
+  await client.query(HELPER_SQL);
+  installed.add(client);
+}
