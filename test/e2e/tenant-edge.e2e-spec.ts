@@ -162,10 +162,35 @@ describe('request edge: the wire claims, the token proves', () => {
     expect(res.body).toEqual({ statusCode: 404, error: 'not_found', message: expect.any(String) });
   });
 
-  it('reports live and ready, listing the control plane, every pool and Redis', async () => {
+  it('reports live and ready, listing the control plane, every pool, Redis, migration drift and the RLS guardrail', async () => {
     await t.http().get('/health/live').expect(200, { status: 'ok' });
     const ready = await t.http().get('/health/ready').expect(200);
-    expect(Object.keys(ready.body.details).sort()).toEqual(['control', 'pool:main-bridge', 'pool:main-pool', 'pool:main-silo', 'redis']);
+    expect(Object.keys(ready.body.details).sort()).toEqual([
+      'control',
+      'migrations',
+      'pool:main-bridge',
+      'pool:main-pool',
+      'pool:main-silo',
+      'redis',
+      'rls',
+    ]);
+    expect(ready.body.details.migrations).toMatchObject({ status: 'up', behind: 0, behindTargets: [] });
+    expect(ready.body.details.migrations.targets).toBeGreaterThanOrEqual(3);
+    expect(ready.body.details.rls.status).toBe('up');
+  });
+
+  it('reports targets behind the release as drift without failing readiness', async () => {
+    const owner = new Client({ connectionString: t.db.ownerUrl });
+    await owner.connect();
+    const [{ schema_version: had }] = (await owner.query(`SELECT schema_version FROM control.tenants WHERE id = $1`, [globex.id])).rows;
+    try {
+      await owner.query(`UPDATE control.tenants SET schema_version = '0000' WHERE id = $1`, [globex.id]);
+      const ready = await t.http().get('/health/ready').expect(200);
+      expect(ready.body.details.migrations).toMatchObject({ status: 'up', behind: 1, behindTargets: [`bridge:${globex.slug}`] });
+    } finally {
+      await owner.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1`, [globex.id, had]);
+      await owner.end();
+    }
   });
 
   it('answers 503 not_ready with details when a pool server is unreachable', async () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
-import { bootstrapDatabase } from '#strata/migrator';
+import { bootstrapDatabase, checkFleetGuardrails, runFleet } from '#strata/migrator';
 import { createApp } from './app.factory';
 import { startEmbeddedPostgres } from './embedded-database';
 import { printDemoHelp, seedDemo } from './demo-seed';
@@ -21,6 +21,20 @@ async function main(): Promise<void> {
     controlRole: config.controlDbUser,
     controlPassword: config.controlDbPassword,
   });
+
+  // Dev convenience (default with the embedded database): bring every tenant target up to this
+  // release. In production run `npm run migrate -- up` (canary first) before rolling out.
+  if (process.env.MIGRATE_ON_START === '1' || (embedded && process.env.MIGRATE_ON_START !== '0')) {
+    const report = await runFleet({ ownerUrl: config.databaseUrl, appRole: config.appDbUser, mode: 'up' });
+    if (!report.ok) logger.warn(`tenant migrations failed on ${report.results.filter((r) => r.status === 'failed').map((r) => r.target.key).join(', ')}`);
+  }
+  // RLS guardrails at startup: a tenant table without forced RLS, or an app role that can bypass
+  // it, stops the API (RLS_GUARDRAILS=warn only logs).
+  const violations = await checkFleetGuardrails({ url: config.databaseUrl, appRole: config.appDbUser });
+  for (const v of violations) logger.error(`RLS guardrail: ${v.target}${v.table ? ` ${v.table}` : ''}: ${v.problem}`);
+  if (violations.length && process.env.RLS_GUARDRAILS !== 'warn') {
+    throw new Error(`${violations.length} RLS guardrail violation(s); fix them or set RLS_GUARDRAILS=warn`);
+  }
 
   const app = await createApp(config);
   if (embedded) {
