@@ -5,6 +5,7 @@ import type { StrataConfig } from '#strata/common';
 import { JwtService } from './jwt.service';
 
 const SECRET = 's'.repeat(40);
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
 function service(over: Partial<StrataConfig> = {}): JwtService {
   return new JwtService({ jwtSecret: SECRET, tokenTtlSeconds: 600, jwksUrl: undefined, jwtIssuer: undefined, ...over } as StrataConfig);
@@ -25,8 +26,8 @@ describe('JwtService', () => {
   describe('with AUTH_JWKS_URL', () => {
     let server: Server;
     let url: string;
-    let privateKey: CryptoKey;
-    let otherKey: CryptoKey;
+    let privateKey: PrivateKey;
+    let otherKey: PrivateKey;
 
     beforeAll(async () => {
       const pair = await generateKeyPair('ES256');
@@ -42,7 +43,7 @@ describe('JwtService', () => {
     });
     afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-    const sign = (key: CryptoKey) =>
+    const sign = (key: PrivateKey) =>
       new SignJWT({ tid: 't1', role: 'member' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('u1').setExpirationTime('5m').sign(key);
 
     it('accepts a token signed by a key of the JWKS', async () => {

@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import type { StrataConfig } from '#strata/common';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { assertIdentifier, migrateSchema } from './schema-migrator';
 import { latestVersion } from './sql-migrations.loader';
@@ -15,6 +16,17 @@ export interface DatabaseBootstrapOptions {
   /** Control-plane role; defaults to `<appRole>_control` like DB_CONTROL_USER. */
   controlRole?: string;
   controlPassword?: string;
+}
+
+/** Bootstrap options from the app's configuration (owner URL, both roles and their passwords). */
+export function bootstrapOptionsFrom(config: StrataConfig): DatabaseBootstrapOptions {
+  return {
+    ownerUrl: config.databaseUrl,
+    appRole: config.appDbUser,
+    appPassword: config.appDbPassword,
+    controlRole: config.controlDbUser,
+    controlPassword: config.controlDbPassword,
+  };
 }
 
 /**

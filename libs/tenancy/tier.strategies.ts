@@ -61,10 +61,12 @@ export class PlacementResolver {
 
 const noRelease = (): void => undefined;
 
-/** Pool: the shared schema of the tenant's pool server; RLS on app.tenant_id does the isolation. */
-@Injectable()
-export class PoolTierStrategy implements TierStrategy {
-  readonly tier = 'pool' as const;
+/**
+ * Pool and bridge differ only in the schema the transaction enters (on the tenant record), not in
+ * where it runs: both lease the shared DataSource of the tenant's pool server.
+ */
+abstract class SharedDataSourceStrategy implements TierStrategy {
+  abstract readonly tier: Tier;
   constructor(private readonly placement: PlacementResolver, private readonly shared: SharedDataSources) {}
 
   async enter(tenant: TenantPlacement): Promise<TierLease> {
@@ -76,19 +78,16 @@ export class PoolTierStrategy implements TierStrategy {
   }
 }
 
+/** Pool: the shared schema of the tenant's pool server; RLS on app.tenant_id does the isolation. */
+@Injectable()
+export class PoolTierStrategy extends SharedDataSourceStrategy {
+  readonly tier = 'pool' as const;
+}
+
 /** Bridge: the same kind of shared DataSource; the tenant's schema is chosen per transaction. */
 @Injectable()
-export class BridgeTierStrategy implements TierStrategy {
+export class BridgeTierStrategy extends SharedDataSourceStrategy {
   readonly tier = 'bridge' as const;
-  constructor(private readonly placement: PlacementResolver, private readonly shared: SharedDataSources) {}
-
-  async enter(tenant: TenantPlacement): Promise<TierLease> {
-    return { dataSource: await this.shared.get(await this.placement.poolOf(tenant)), release: noRelease };
-  }
-
-  leave(lease: TierLease): void {
-    lease.release();
-  }
 }
 
 /** Silo: the tenant's own database, through the bounded DataSource cache. */

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
-import { bootstrapDatabase, checkFleetGuardrails, runFleet } from '#strata/migrator';
+import { bootstrapDatabase, bootstrapOptionsFrom, checkFleetGuardrails, runFleet } from '#strata/migrator';
 import { createApp } from './app.factory';
 import { startEmbeddedPostgres } from './embedded-database';
 import { printDemoHelp, seedDemo } from './demo-seed';
@@ -14,13 +14,7 @@ async function main(): Promise<void> {
     embedded = await startEmbeddedPostgres();
   }
   const config = loadStrataConfig(process.env);
-  await bootstrapDatabase({
-    ownerUrl: config.databaseUrl,
-    appRole: config.appDbUser,
-    appPassword: config.appDbPassword,
-    controlRole: config.controlDbUser,
-    controlPassword: config.controlDbPassword,
-  });
+  await bootstrapDatabase(bootstrapOptionsFrom(config));
 
   // Dev convenience (default with the embedded database): bring every tenant target up to this
   // release. In production run `npm run migrate -- up` (canary first) before rolling out.

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { loadStrataConfig } from '#strata/common';
-import { bootstrapDatabase, checkFleetGuardrails, runFleet, type FleetMode, type FleetReport, type TargetResult } from '#strata/migrator';
+import { bootstrapDatabase, bootstrapOptionsFrom, checkFleetGuardrails, runFleet, type FleetMode, type FleetReport, type TargetResult } from '#strata/migrator';
 
 const USAGE = `usage: npm run migrate -- <status|plan|up|check> [options]
 
@@ -106,13 +106,7 @@ async function main(): Promise<void> {
 
   if (command === 'up') {
     // The control plane first (and the roles and shared schema of the control server).
-    await bootstrapDatabase({
-      ownerUrl: config.databaseUrl,
-      appRole: config.appDbUser,
-      appPassword: config.appDbPassword,
-      controlRole: config.controlDbUser,
-      controlPassword: config.controlDbPassword,
-    });
+    await bootstrapDatabase(bootstrapOptionsFrom(config));
   }
   const report = await runFleet({
     ownerUrl: config.databaseUrl,
