@@ -65,6 +65,7 @@ const noRelease = (): void => undefined;
  * Pool and bridge differ only in the schema the transaction enters (on the tenant record), not in
  * where it runs: both lease the shared DataSource of the tenant's pool server.
  */
+@Injectable() // so its constructor's parameter types are emitted for Nest's injector
 abstract class SharedDataSourceStrategy implements TierStrategy {
   abstract readonly tier: Tier;
   constructor(private readonly placement: PlacementResolver, private readonly shared: SharedDataSources) {}
