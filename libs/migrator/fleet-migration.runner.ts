@@ -247,12 +247,15 @@ async function recordOutcome(control: Client, runId: string, r: TargetResult): P
       [r.target.key, runId, rows.map((x) => x[0]), rows.map((x) => x[1]), rows.map((x) => x[2]), rows.map((x) => x[3]), rows.map((x) => x[4])],
     );
   }
-  if (r.after === '?' || r.after === r.before) return;
+  // A 'current' target is recorded too: a runner killed between a step's commit and this record
+  // leaves the target ahead of control; only the next run can catch control up (or the API would
+  // answer 503 tenant_migrating for it forever). Only forward, and a no-op write when it agrees.
+  if (r.after === '?' || (r.after === r.before && r.status !== 'current')) return;
   // What the API compares with the version its release needs.
   if (r.target.kind === 'pool') {
-    await control.query(`UPDATE control.pools SET schema_version = $2 WHERE id = $1`, [r.target.poolId, r.after]);
+    await control.query(`UPDATE control.pools SET schema_version = $2 WHERE id = $1 AND schema_version < $2`, [r.target.poolId, r.after]);
   } else {
-    await control.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1`, [r.target.tenantId, r.after]);
+    await control.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1 AND schema_version < $2`, [r.target.tenantId, r.after]);
   }
 }
 
