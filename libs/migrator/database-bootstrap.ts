@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import type { StrataConfig } from '#strata/common';
 import { escapeIdentifier, escapeLiteral } from 'pg';
-import { assertIdentifier, migrateSchema } from './schema-migrator';
+import { appliedVersions, assertIdentifier, migrateSchema } from './schema-migrator';
 import { latestVersion } from './sql-migrations.loader';
 
 export const CONTROL_SCHEMA = 'control';
@@ -44,11 +44,17 @@ export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise
     await ensureAppRole(client, controlRole, opts.controlPassword ?? opts.appPassword);
     await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', grantTo: controlRole });
     await seedDefaultPools(client, opts.ownerUrl);
-    await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', grantTo: role });
-    await client.query(
-      `UPDATE ${CONTROL_SCHEMA}.pools SET schema_version = $1 WHERE kind = 'pool' AND database = current_database() AND schema_version < $1`,
-      [latestVersion('tenant')],
-    );
+    // Only a fresh server's shared schema is created here, at the current version. Later tenant
+    // migrations reach it through the fleet runner like every other target (canary, central
+    // ledger, per-target report): `migrate up --canary x` and an API start must not migrate the
+    // pool's shared schema — every pool tenant's data — on the side, nor fail on it.
+    if ((await appliedVersions(client, SHARED_SCHEMA)).size === 0) {
+      await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', grantTo: role });
+      await client.query(
+        `UPDATE ${CONTROL_SCHEMA}.pools SET schema_version = $1 WHERE kind = 'pool' AND database = current_database() AND schema_version < $1`,
+        [latestVersion('tenant')],
+      );
+    }
   } finally {
     await client.end();
   }
