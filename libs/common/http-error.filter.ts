@@ -37,7 +37,10 @@ export class HttpErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse();
     const [body, headers] = this.toBody(exception);
-    if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    // Deliberate answers (503 tenant_migrating, tenant_capacity, …) are not faults: no stack traces.
+    if (body.statusCode >= 500 && !(exception instanceof ApiException)) {
+      this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+    }
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.status(body.statusCode).json(body);
   }

@@ -112,7 +112,14 @@ export async function runFleet(opts: FleetRunOptions): Promise<FleetReport> {
   try {
     const all = await listFleetTargets(control, { tenantSlug: opts.tenantSlug });
     const lastErrors = opts.mode === 'status' ? await readLastErrors(control) : new Map();
-    const record = (r: TargetResult) => (opts.mode === 'up' ? recordOutcome(control, runId, r) : Promise.resolve());
+    // Workers finish concurrently; their records go through the one control connection in turn.
+    let recorded: Promise<unknown> = Promise.resolve();
+    const record = (r: TargetResult): Promise<void> => {
+      if (opts.mode !== 'up') return Promise.resolve();
+      const next = recorded.then(() => recordOutcome(control, runId, r));
+      recorded = next.catch(() => undefined);
+      return next;
+    };
 
     const connect = (t: FleetTarget) => {
       const url = new URL(opts.ownerUrl);
@@ -234,29 +241,50 @@ export async function runFleet(opts: FleetRunOptions): Promise<FleetReport> {
   }
 }
 
+/**
+ * One statement per target, so the single control connection is never the bottleneck: the
+ * attempt's ledger rows, clearing failures a later success healed, and schema_version (only ever
+ * forward). A 'current' target is recorded too: a runner killed between a step's commit and this
+ * record leaves the target ahead of control, and only a later run can catch control up (or the API
+ * would answer 503 tenant_migrating for it forever).
+ */
 async function recordOutcome(control: Client, runId: string, r: TargetResult): Promise<void> {
   const rows: Array<[string, string, Date, number, string | null]> = r.applied.map((a) => ['applied', a.version, new Date(), a.durationMs, null]);
   if (r.status === 'failed' && r.failedVersion) rows.push(['failed', r.failedVersion, new Date(), r.durationMs, r.error ?? 'failed']);
-  if (rows.length) {
-    await control.query(
-      `INSERT INTO control.migration_ledger (target_key, version, status, run_id, started_at, finished_at, duration_ms, error)
-       SELECT $1, v, s, $2, f - make_interval(secs => d / 1000.0), f, d, e
-         FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) AS x(s, v, f, d, e)
+  const healthy = r.status === 'migrated' || r.status === 'current';
+  const version = r.after === '?' ? null : r.after;
+  if (!rows.length && !version) return;
+  await control.query(
+    `WITH attempt AS (
+       SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) AS x(s, v, f, d, e)),
+     ledger AS (
+       INSERT INTO control.migration_ledger (target_key, version, status, run_id, started_at, finished_at, duration_ms, error)
+       SELECT $1, v, s, $2, f - make_interval(secs => d / 1000.0), f, d, e FROM attempt
        ON CONFLICT (target_key, version) DO UPDATE SET status = EXCLUDED.status, run_id = EXCLUDED.run_id,
-         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error`,
-      [r.target.key, runId, rows.map((x) => x[0]), rows.map((x) => x[1]), rows.map((x) => x[2]), rows.map((x) => x[3]), rows.map((x) => x[4])],
-    );
-  }
-  // A 'current' target is recorded too: a runner killed between a step's commit and this record
-  // leaves the target ahead of control; only the next run can catch control up (or the API would
-  // answer 503 tenant_migrating for it forever). Only forward, and a no-op write when it agrees.
-  if (r.after === '?' || (r.after === r.before && r.status !== 'current')) return;
-  // What the API compares with the version its release needs.
-  if (r.target.kind === 'pool') {
-    await control.query(`UPDATE control.pools SET schema_version = $2 WHERE id = $1 AND schema_version < $2`, [r.target.poolId, r.after]);
-  } else {
-    await control.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1 AND schema_version < $2`, [r.target.tenantId, r.after]);
-  }
+         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error),
+     healed AS (
+       DELETE FROM control.migration_ledger
+        WHERE $8 AND target_key = $1 AND status = 'failed' AND version <= $9 AND NOT (version = ANY ($4::text[]))),
+     pool AS (
+       UPDATE control.pools SET schema_version = $9 WHERE $10 = 'pool' AND id = $11 AND schema_version < $9),
+     tenant AS (
+       UPDATE control.tenants SET schema_version = $9 WHERE $10 <> 'pool' AND id = $12::uuid AND schema_version < $9)
+     SELECT 1`,
+    [
+      r.target.key,
+      runId,
+      rows.map((x) => x[0]),
+      rows.map((x) => x[1]),
+      rows.map((x) => x[2]),
+      rows.map((x) => x[3]),
+      rows.map((x) => x[4]),
+      healthy,
+      version ?? '0000',
+      r.target.kind,
+      r.target.poolId,
+      r.target.tenantId ?? null,
+    ],
+  );
 }
 
 async function readLastErrors(control: Client): Promise<Map<string, { version: string; error: string; at: Date }>> {
