@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { ApiException, badRequest, conflict, notFound } from '#strata/common';
 import {
@@ -6,8 +6,10 @@ import {
   MembershipEntity,
   PoolEntity,
   TenantEntity,
+  TENANT_CHANGE_PUBLISHER,
   TenantRegistry,
   UserEntity,
+  type TenantChangePublisher,
   type TenantStatus,
 } from '#strata/control-plane';
 import { hashPassword } from '#strata/auth';
@@ -50,6 +52,8 @@ export class TenantAdminService {
     @Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource,
     private readonly provisioner: TenantProvisioner,
     private readonly registry: TenantRegistry,
+    // Absent without Redis: then only this instance's registry learns of a change (others wait a TTL).
+    @Optional() @Inject(TENANT_CHANGE_PUBLISHER) private readonly changes?: TenantChangePublisher,
   ) {}
 
   /**
@@ -99,6 +103,7 @@ export class TenantAdminService {
     await tenants.update({ id: tenant.id }, { status: 'active', schemaVersion: version });
     if (tenant.tier === 'pool' && pool.schemaVersion < version) await pools.update({ id: pool.id }, { schemaVersion: version });
     this.registry.invalidateTenant(tenant);
+    await this.changes?.publishTenantChanged(tenant);
     return view((await tenants.findOneBy({ id: tenant.id }))!);
   }
 
@@ -117,6 +122,7 @@ export class TenantAdminService {
     }
     await this.db.getRepository(TenantEntity).update({ id }, { status });
     this.registry.invalidateTenant(tenant);
+    await this.changes?.publishTenantChanged(tenant);
     return this.get(id);
   }
 
@@ -125,7 +131,7 @@ export class TenantAdminService {
     await this.require(tenantId);
     const email = dto.email.toLowerCase();
     const passwordHash = await hashPassword(dto.password);
-    return this.db.transaction(async (em) => {
+    const added = await this.db.transaction(async (em) => {
       // Insert-or-get in one statement, safe against a concurrent insert of the same email.
       const rows: Array<{ id: string }> = await em.query(
         `INSERT INTO control.users (email, password_hash) VALUES ($1, $2)
@@ -140,9 +146,12 @@ export class TenantAdminService {
         [userId, tenantId, dto.role],
       );
       if (inserted.length === 0) throw conflict('membership_exists', 'this user already belongs to the tenant');
-      this.registry.invalidateMembership(userId, tenantId);
       return { id: userId, email, role: dto.role, tenantId };
     });
+    // After COMMIT: invalidating earlier lets a concurrent read re-cache "no membership" for a TTL.
+    this.registry.invalidateMembership(added.id, tenantId);
+    await this.changes?.publishMembershipChanged(added.id, tenantId);
+    return added;
   }
 
   private async require(id: string): Promise<TenantEntity> {

@@ -46,17 +46,28 @@ export class TenantRegistry {
 
   /** Drops every cached answer about a tenant (its record under both keys and its memberships). */
   invalidateTenant(tenant: { id: string; slug: string }): void {
-    this.cache.delete(`slug:${tenant.slug}`);
-    this.cache.delete(`id:${tenant.id}`);
+    this.forget(`slug:${tenant.slug}`);
+    this.forget(`id:${tenant.id}`);
     for (const key of this.cache.keys()) if (key.startsWith('member:') && key.endsWith(`:${tenant.id}`)) this.cache.delete(key);
+    for (const key of this.inflight.keys()) if (key.startsWith('member:') && key.endsWith(`:${tenant.id}`)) this.inflight.delete(key);
   }
 
   invalidateMembership(userId: string, tenantId: string): void {
-    this.cache.delete(`member:${userId}:${tenantId}`);
+    this.forget(`member:${userId}:${tenantId}`);
   }
 
   invalidateAll(): void {
     this.cache.clear();
+    this.inflight.clear();
+  }
+
+  /**
+   * Dropping the in-flight load too matters: a query that started before the change would
+   * otherwise store its stale answer after the invalidation, for a whole TTL.
+   */
+  private forget(key: string): void {
+    this.cache.delete(key);
+    this.inflight.delete(key);
   }
 
   private async cached<T>(key: string, load: () => Promise<T | null>): Promise<T | null> {

@@ -1,0 +1,146 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { TenantRegistry, type TenantChangePublisher } from '#strata/control-plane';
+import { closeRedisClient, REDIS_CLIENT, type RedisClient } from './redis.client';
+
+export const REGISTRY_INVALIDATION_OPTIONS = Symbol('REGISTRY_INVALIDATION_OPTIONS');
+export const DEFAULT_REGISTRY_CHANNEL = 'strata:registry';
+
+export interface RegistryInvalidationOptions {
+  /** Pub/sub channel; tests sharing one Redis use a unique one. */
+  channel?: string;
+  /** How long a publish may take before it is given up (logged); default 1000 ms. */
+  publishTimeoutMs?: number;
+}
+
+/** What travels on the channel. Ids only: no tenant names on the wire or in logs. */
+export type RegistryChangeMessage =
+  | { kind: 'tenant'; tenantId: string; slug: string }
+  | { kind: 'membership'; userId: string; tenantId: string }
+  | { kind: 'all' };
+
+const CHANNEL_RULE = /^[A-Za-z0-9:._-]{1,128}$/;
+
+/**
+ * Keeps every instance's TenantRegistry (an in-process LRU with a TTL) in step with admin changes:
+ * a change is published on a Redis channel and each instance, the publisher included, drops what
+ * it cached. Without REDIS_URL it degrades to local invalidation only, as before, and other
+ * instances catch up when their TTL runs out.
+ */
+@Injectable()
+export class TenantRegistryInvalidation implements TenantChangePublisher, OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(TenantRegistryInvalidation.name);
+  private readonly channel: string;
+  private readonly publishTimeoutMs: number;
+  private subscriber: Redis | undefined;
+  private subscribing: Promise<void> | undefined;
+  private subscribed = false;
+  private connectedBefore = false;
+
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly client: RedisClient,
+    private readonly registry: TenantRegistry,
+    @Inject(REGISTRY_INVALIDATION_OPTIONS) options: RegistryInvalidationOptions = {},
+  ) {
+    this.channel = options.channel ?? DEFAULT_REGISTRY_CHANNEL;
+    if (!CHANNEL_RULE.test(this.channel)) throw new Error(`registry channel must match ${CHANNEL_RULE}`);
+    this.publishTimeoutMs = options.publishTimeoutMs ?? 1000;
+  }
+
+  /** True once this instance listens; tests wait for it before changing a tenant. */
+  get listening(): boolean {
+    return this.subscribed;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.client) {
+      this.logger.log('REDIS_URL is unset: registry changes are invalidated in this instance only');
+      return;
+    }
+    // A connection in subscriber mode can run no other command, hence its own.
+    const sub = this.client.duplicate({ connectionName: 'strata-registry-sub' });
+    this.subscriber = sub;
+    sub.on('error', (err: Error) => this.logger.warn(`registry subscriber: ${err.message}`));
+    sub.on('message', (channel: string, raw: string) => {
+      if (channel === this.channel) this.apply(raw);
+    });
+    sub.on('ready', () => {
+      // ioredis resubscribes after a reconnect, but messages published during the gap are lost:
+      // drop everything rather than serve a change we missed until the TTL.
+      if (this.connectedBefore) this.registry.invalidateAll();
+      this.connectedBefore = true;
+      if (!this.subscribed) void this.subscribe();
+    });
+    // Boot does not fail on a Redis outage: the registry TTL still bounds staleness, and the
+    // ready handler subscribes once Redis is back.
+    await this.subscribe();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.subscriber) await closeRedisClient(this.subscriber);
+  }
+
+  publishTenantChanged(tenant: { id: string; slug: string }): Promise<void> {
+    this.registry.invalidateTenant(tenant);
+    return this.publish({ kind: 'tenant', tenantId: tenant.id, slug: tenant.slug });
+  }
+
+  publishMembershipChanged(userId: string, tenantId: string): Promise<void> {
+    this.registry.invalidateMembership(userId, tenantId);
+    return this.publish({ kind: 'membership', userId, tenantId });
+  }
+
+  /** For changes that touch many tenants at once (a pool moved, a bulk migration). */
+  publishAllChanged(): Promise<void> {
+    this.registry.invalidateAll();
+    return this.publish({ kind: 'all' });
+  }
+
+  /** Applies one message. Anything unreadable clears the whole registry: over-invalidating is safe. */
+  apply(raw: string): void {
+    let msg: Partial<Record<string, unknown>> | undefined;
+    try {
+      msg = JSON.parse(raw) as Partial<Record<string, unknown>>;
+    } catch {
+      msg = undefined;
+    }
+    if (msg?.kind === 'tenant' && typeof msg.tenantId === 'string' && typeof msg.slug === 'string') {
+      this.registry.invalidateTenant({ id: msg.tenantId, slug: msg.slug });
+    } else if (msg?.kind === 'membership' && typeof msg.userId === 'string' && typeof msg.tenantId === 'string') {
+      this.registry.invalidateMembership(msg.userId, msg.tenantId);
+    } else {
+      if (msg?.kind !== 'all') this.logger.warn(`unreadable registry message (${raw.length} bytes): clearing the whole registry`);
+      this.registry.invalidateAll();
+    }
+  }
+
+  private subscribe(): Promise<void> {
+    this.subscribing ??= (async () => {
+      try {
+        await this.subscriber!.subscribe(this.channel);
+        this.subscribed = true;
+      } catch (err) {
+        this.logger.error(`could not subscribe to ${this.channel}; other instances' changes arrive only by TTL: ${(err as Error).message}`);
+      } finally {
+        this.subscribing = undefined;
+      }
+    })();
+    return this.subscribing;
+  }
+
+  /** Never throws: the control-plane change is already committed; a lost publish costs one TTL. */
+  private async publish(msg: RegistryChangeMessage): Promise<void> {
+    if (!this.client) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs);
+    });
+    try {
+      await Promise.race([this.client.publish(this.channel, JSON.stringify(msg)), timeout]);
+    } catch (err) {
+      this.logger.error(`registry change (${msg.kind}) not published; other instances see it after their TTL: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
