@@ -8,6 +8,23 @@ import { currentClsStore } from './tenant-log.fields';
 /** Status recorded when the client went away before the response was written (nginx convention). */
 const CLIENT_CLOSED = 499;
 
+type ExpressRoute = { path?: unknown };
+
+// A path that is nothing but a wildcard ('*', '/*splat', '{/*splat}', '/{*path}'): how Nest mounts
+// middleware for every route. A controller route that is only a wildcard would be labelled unmatched too.
+const EVERYTHING = /^\/?\{?\/?\*\w*\}?$/;
+
+/**
+ * The matched controller route's pattern, or undefined for a request no handler matched. A catch-all
+ * mounted for every path ('{/*splat}') is how Nest registers global middleware, not a handler.
+ */
+function handlerRoute(req: Request, mountRoute: ExpressRoute | undefined): string | undefined {
+  const route = req.route as ExpressRoute | undefined;
+  if (!route || route === mountRoute || typeof route.path !== 'string') return undefined;
+  if (EVERYTHING.test(route.path)) return undefined;
+  return `${req.baseUrl ?? ''}${route.path}`;
+}
+
 /**
  * Measures every request at the response's end, in a middleware rather than an interceptor: an
  * interceptor never sees a request the tenant guard rejected, nor a 404 without a route. It also
@@ -22,13 +39,16 @@ export class HttpObservationMiddleware implements NestMiddleware {
     // Mounted after the ClsModule middleware, so the request's store is active here.
     const store = currentClsStore();
     if (store) res[REQUEST_CLS_STORE] = store;
+    // Nest mounts middleware as Express routes, so req.route is a middleware's mount right now and
+    // stays one when no handler matches; it is replaced only when a controller route runs.
+    const mountRoute = req.route as ExpressRoute | undefined;
     let done = false;
     const observe = () => {
       if (done) return;
       done = true;
       const scope = (res[REQUEST_CLS_STORE] ?? currentClsStore())?.scope as TenantScope | undefined;
       // Express sets req.route to the matched route's pattern ('/projects/:id'); never the raw URL.
-      const route = req.route?.path ? `${req.baseUrl ?? ''}${String(req.route.path)}` : undefined;
+      const route = handlerRoute(req, mountRoute);
       this.metrics.observeHttp({
         route,
         method: req.method,
