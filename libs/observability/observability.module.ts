@@ -4,7 +4,7 @@ import { HttpObservationMiddleware } from './http-observation.middleware';
 import { loggerParams } from './log.config';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
-import { OBSERVABILITY_OPTIONS, type ObservabilityOptions } from './observability.options';
+import { OBSERVABILITY_OPTIONS, resolveObservabilityOptions, type ObservabilityOptions } from './observability.options';
 
 // path-to-regexp v8 form of "every path" (what nestjs-pino uses too; '*' is deprecated).
 const ALL_ROUTES = { path: '{/*splat}', method: RequestMethod.ALL };
@@ -16,7 +16,8 @@ const ALL_ROUTES = { path: '{/*splat}', method: RequestMethod.ALL };
 @Global()
 @Module({})
 export class ObservabilityModule implements NestModule {
-  static forRoot(options: ObservabilityOptions = {}): DynamicModule {
+  static forRoot(given: ObservabilityOptions = {}): DynamicModule {
+    const options = resolveObservabilityOptions(given);
     return {
       module: ObservabilityModule,
       imports: [LoggerModule.forRoot(loggerParams(options))],

@@ -11,6 +11,21 @@ export interface ObservabilityOptions {
   defaultMetrics?: boolean;
 }
 
+let processDefaults: ObservabilityOptions = {};
+
+/**
+ * Defaults for every later `ObservabilityModule.forRoot()` in this process. nestjs-pino keeps one
+ * root logger per process anyway, so this is where a test captures lines of an app whose
+ * AppModule already imports the module: call it before the app is built.
+ */
+export function setObservabilityDefaults(options: ObservabilityOptions): void {
+  processDefaults = { ...options };
+}
+
+export function resolveObservabilityOptions(options: ObservabilityOptions): ObservabilityOptions {
+  return { ...processDefaults, ...options };
+}
+
 const LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Validated at startup, like every other setting: a typo must stop the process, not log nothing. */

@@ -5,7 +5,7 @@ import { PinoLogger } from 'nestjs-pino';
 import request from 'supertest';
 import { JwtService } from '#strata/auth';
 import type { Tier } from '#strata/control-plane';
-import { MetricsService, ObservabilityModule, StrataLogger } from '#strata/observability';
+import { MetricsService, ObservabilityModule, setObservabilityDefaults, StrataLogger } from '#strata/observability';
 import { createApp } from '../../apps/api/src/app.factory';
 import { testConfig } from '../support/test-config';
 import { createTestDatabase, uniqueSlug, type TestDatabase } from '../support/test-database';
@@ -69,9 +69,12 @@ describe('observability: tenant-aware logs and /metrics', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
+    // Process-wide defaults, so this keeps capturing once AppModule imports ObservabilityModule
+    // itself; then drop the module from `imports` below (the probe controller stays).
+    setObservabilityDefaults({ level: 'info', destination: sink });
     app = await createApp(testConfig(db), {
       logger: ['fatal'],
-      extra: { imports: [ObservabilityModule.forRoot({ level: 'info', destination: sink })], controllers: [ProbeController] },
+      extra: { imports: [ObservabilityModule.forRoot()], controllers: [ProbeController] },
     });
     // What createApp should do once the module is in AppModule: Nest's own Logger goes through pino.
     app.useLogger(app.get(StrataLogger));
