@@ -1,9 +1,10 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { trace } from '@opentelemetry/api';
 import type { TenantScope } from '#strata/tenancy';
 import { REQUEST_CLS_STORE, type WithClsStore } from './http-observation.keys';
 import { MetricsService } from './metrics.service';
-import { currentClsStore } from './tenant-log.fields';
+import { currentClsStore, tierLabel } from './tenant-log.fields';
 
 /** Status recorded when the client went away before the response was written (nginx convention). */
 const CLIENT_CLOSED = 499;
@@ -42,11 +43,15 @@ export class HttpObservationMiddleware implements NestMiddleware {
     // Nest mounts middleware as Express routes, so req.route is a middleware's mount right now and
     // stays one when no handler matches; it is replaced only when a controller route runs.
     const mountRoute = req.route as ExpressRoute | undefined;
+    // The HTTP server span, if an OTel SDK with http instrumentation is running (no-op otherwise).
+    // Taken now: at 'finish' the active context is not guaranteed to be the request's.
+    const span = trace.getActiveSpan();
     let done = false;
     const observe = () => {
       if (done) return;
       done = true;
       const scope = (res[REQUEST_CLS_STORE] ?? currentClsStore())?.scope as TenantScope | undefined;
+      if (span && scope) span.setAttributes({ 'tenant.id': scope.tenant.id, 'tenant.tier': tierLabel(scope) });
       // Express sets req.route to the matched route's pattern ('/projects/:id'); never the raw URL.
       const route = handlerRoute(req, mountRoute);
       this.metrics.observeHttp({
