@@ -1,0 +1,44 @@
+import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { ClsModule } from 'nestjs-cls';
+import { StrataConfigModule, type StrataConfig } from '#strata/common';
+import { ControlPlaneModule } from '#strata/control-plane';
+import { TenancyModule } from '#strata/tenancy';
+import { InvoicesModule } from '#strata/invoices';
+import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
+import { INVOICE_OVERDUE_QUEUE } from './invoice-overdue.constants';
+import { InvoiceOverdueProcessor } from './invoice-overdue.processor';
+import { InvoiceOverdueSweep } from './invoice-overdue.sweep';
+
+export interface WorkerModuleOptions {
+  jobs?: JobsModuleOptions;
+  /** Register the @Cron schedules (off in tests, which call the sweep directly). Default true. */
+  schedule?: boolean;
+  extra?: Pick<ModuleMetadata, 'imports' | 'providers'>;
+}
+
+/**
+ * The worker process: the same libs as the API (config, CLS, control plane, tenancy, domain
+ * modules) without HTTP, plus the processors and the cron schedules. CLS has no middleware here:
+ * TenantWorkerHost enters a context per job with TenantContext.run().
+ */
+@Module({})
+export class WorkerModule {
+  static forRoot(config?: StrataConfig, opts: WorkerModuleOptions = {}): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        StrataConfigModule.forRoot(config),
+        ClsModule.forRoot({ global: true }),
+        ControlPlaneModule,
+        TenancyModule,
+        InvoicesModule,
+        JobsModule.forRoot(opts.jobs),
+        JobsModule.registerQueue(INVOICE_OVERDUE_QUEUE),
+        ...(opts.schedule === false ? [] : [ScheduleModule.forRoot()]),
+        ...(opts.extra?.imports ?? []),
+      ],
+      providers: [InvoiceOverdueProcessor, InvoiceOverdueSweep, ...(opts.extra?.providers ?? [])],
+    };
+  }
+}

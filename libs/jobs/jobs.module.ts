@@ -1,0 +1,55 @@
+import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { BullModule } from '@nestjs/bullmq';
+import type { QueueOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { JOBS_OPTIONS, resolveJobsOptions, type JobsModuleOptions, type ResolvedJobsOptions } from './jobs.options';
+import { JOBS_REDIS, TenantBacklog } from './tenant-backlog.counter';
+import { TenantJobProducer } from './tenant-job.producer';
+import { TenantJobRunner } from './tenant-job.runner';
+import { SystemTenantRunner } from './system-tenant.scope';
+
+/**
+ * BullMQ with tenant envelopes. forRoot() once per app (API and worker alike): the shared BullMQ
+ * connection and prefix, the producer, the runner behind TenantWorkerHost and the system tenant.
+ * registerQueue() in whichever module produces to or processes a queue. Needs STRATA_CONFIG, CLS,
+ * the control plane and TenancyModule in the application.
+ */
+@Global()
+@Module({})
+export class JobsModule {
+  static forRoot(options: JobsModuleOptions = {}): DynamicModule {
+    return {
+      module: JobsModule,
+      imports: [
+        BullModule.forRootAsync({
+          inject: [STRATA_CONFIG],
+          useFactory: (config: StrataConfig): QueueOptions => {
+            const { connection, prefix } = resolveJobsOptions(options, config.redisUrl);
+            // ioredis and BullMQ type retryStrategy slightly differently; the object is the same.
+            return { connection: connection as QueueOptions['connection'], prefix };
+          },
+        }),
+      ],
+      providers: [
+        { provide: JOBS_OPTIONS, inject: [STRATA_CONFIG], useFactory: (c: StrataConfig) => resolveJobsOptions(options, c.redisUrl) },
+        {
+          provide: JOBS_REDIS,
+          inject: [JOBS_OPTIONS],
+          // Its own connection for the fairness counters: BullMQ's clients are behind its backend abstraction.
+          useFactory: (o: ResolvedJobsOptions) => new Redis({ ...o.connection, maxRetriesPerRequest: 3, connectionName: `${o.prefix}:jobs` }),
+        },
+        TenantBacklog,
+        TenantJobProducer,
+        TenantJobRunner,
+        SystemTenantRunner,
+      ],
+      exports: [JOBS_OPTIONS, JOBS_REDIS, TenantBacklog, TenantJobProducer, TenantJobRunner, SystemTenantRunner],
+    };
+  }
+
+  /** Registers queues by name; they inherit forRoot()'s connection and prefix. */
+  static registerQueue(...names: string[]): DynamicModule {
+    return BullModule.registerQueue(...names.map((name) => ({ name })));
+  }
+}

@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { BulkJobOptions, Job, JobsOptions, Queue } from 'bullmq';
+import { TenantContext } from '#strata/tenancy';
+import { envelopeFromScope, type TenantJobData } from './tenant-job.envelope';
+import { TenantBacklog } from './tenant-backlog.counter';
+import { DEFAULT_JOBS_PREFIX } from './jobs.options';
+
+/** Job options the producer owns: priority carries fairness, so callers cannot set it. */
+export type TenantJobOptions = Omit<JobsOptions, 'priority' | 'lifo'>;
+
+/**
+ * The only way to enqueue tenant work. The tenant comes from the current context, never from a
+ * parameter, and no context means MissingTenantContextError before anything reaches Redis.
+ */
+@Injectable()
+export class TenantJobProducer {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    private readonly context: TenantContext,
+    private readonly backlog: TenantBacklog,
+  ) {}
+
+  async add<P>(queue: string, name: string, payload: P, opts: TenantJobOptions = {}): Promise<Job<TenantJobData<P>>> {
+    const [job] = await this.addBulk<P>(queue, [{ name, payload, opts }]);
+    return job;
+  }
+
+  /** Several jobs of the current tenant in one round trip (one backlog reservation, one addBulk). */
+  async addBulk<P>(queue: string, jobs: Array<{ name: string; payload: P; opts?: Omit<BulkJobOptions, 'priority' | 'lifo'> }>): Promise<Job<TenantJobData<P>>[]> {
+    const scope = this.context.require(`enqueueing ${jobs[0]?.name ?? 'a job'} on queue ${queue}`);
+    if (jobs.length === 0) return [];
+    for (const j of jobs) {
+      if (j.opts && ('priority' in j.opts || 'lifo' in j.opts)) {
+        throw new Error('TenantJobProducer sets job priority itself (per-tenant fairness); do not pass priority or lifo');
+      }
+    }
+    const q = this.queue(queue);
+    const envelope = envelopeFromScope(scope);
+    const key = this.backlog.key(q.opts.prefix ?? DEFAULT_JOBS_PREFIX, q.name, envelope.tenantId);
+    const priorities = await this.backlog.reserve(key, jobs.length);
+    try {
+      return (await q.addBulk(
+        jobs.map((j, i) => ({ name: j.name, data: { envelope, payload: j.payload }, opts: { ...j.opts, priority: priorities[i] } })),
+      )) as Job<TenantJobData<P>>[];
+    } catch (err) {
+      await this.backlog.settle(key, jobs.length).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      try {
+        q = this.moduleRef.get<Queue>(getQueueToken(name), { strict: false });
+      } catch {
+        throw new Error(`queue ${JSON.stringify(name)} is not registered: import JobsModule.registerQueue(${JSON.stringify(name)})`);
+      }
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+}

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { getQueueToken } from '@nestjs/bullmq';
+import { Test, type TestingModule } from '@nestjs/testing';
+import type { Job, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import type { TenantJobData } from '#strata/jobs';
+import { WorkerModule } from '../../apps/worker/src/worker.module';
+import { InvoiceOverdueSweep } from '../../apps/worker/src/invoice-overdue.sweep';
+import { INVOICE_OVERDUE_QUEUE, type InvoiceOverduePayload, type InvoiceOverdueResult } from '../../apps/worker/src/invoice-overdue.constants';
+import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+
+jest.setTimeout(60_000);
+
+const PREFIX = `strata-test-${randomBytes(4).toString('hex')}`;
+
+describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', () => {
+  let fx: TenancyFixture;
+  let mod: TestingModule;
+  let queue: Queue;
+  const active: Array<{ t: TestTenant; old: number }> = [];
+  let suspended: TestTenant;
+
+  beforeAll(async () => {
+    fx = await createTenancyFixture();
+    // One active tenant per tier with a different number of old invoices each, plus recent ones.
+    for (const [tier, old] of [['pool', 1], ['bridge', 2], ['silo', 3], ['pool', 0]] as const) {
+      const t = await fx.onboard(tier, `sweep-${tier}`);
+      await fx.ownerQuery(
+        `INSERT INTO ${t.table('invoices')} (tenant_id, number, amount, currency, created_at)
+         SELECT $1::uuid, 'old-' || g, 100, 'EUR', now() - interval '40 days' FROM generate_series(1, $2::int) g
+         UNION ALL SELECT $1::uuid, 'new-1', 100, 'EUR', now()`,
+        [t.id, old],
+        t.database,
+      );
+      active.push({ t, old });
+    }
+    suspended = await fx.onboard('bridge', 'sweep-suspended');
+    await fx.admin.setStatus(suspended.id, 'suspended');
+    mod = await Test.createTestingModule({ imports: [WorkerModule.forRoot(fx.config, { jobs: { prefix: PREFIX } })] }).compile();
+    await mod.init();
+    queue = mod.get<Queue>(getQueueToken(INVOICE_OVERDUE_QUEUE));
+  });
+
+  afterAll(async () => {
+    await mod?.close();
+    const redis = new Redis(fx?.config.redisUrl ?? 'redis://127.0.0.1:6379');
+    for (const pass of [1, 2]) {
+      if (pass === 2) await new Promise((r) => setTimeout(r, 300));
+      for (let cursor = '0'; ; ) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
+        if (keys.length) await redis.unlink(...keys);
+        if ((cursor = next) === '0') break;
+      }
+    }
+    await redis.quit();
+    await fx?.close();
+  });
+
+  it('registers the sweep as a cron job', () => {
+    expect(mod.get(SchedulerRegistry).getCronJob('invoice-overdue-sweep')).toBeDefined();
+  });
+
+  it('fans out one job per active tenant, skips the suspended one, and counts in each tenant\'s own context', async () => {
+    const report = await mod.get(InvoiceOverdueSweep).run(new Date(), 30);
+    expect(report.requestId).toMatch(/^sweep-/);
+    expect(report.enqueued.sort()).toEqual(active.map((a) => a.t.id).sort());
+    expect(report.skipped).toEqual([{ id: suspended.id, status: 'suspended' }]);
+
+    const jobs = await waitFor(
+      async () => (await queue.getJobs(['completed'])) as Array<Job<TenantJobData<InvoiceOverduePayload>, InvoiceOverdueResult>>,
+      (js) => js.length >= active.length,
+      20_000,
+    );
+    expect(await queue.getJobs(['failed'])).toEqual([]);
+    expect(jobs).toHaveLength(active.length);
+    for (const { t, old } of active) {
+      const job = jobs.find((j) => j.data.envelope.tenantId === t.id);
+      expect(job).toBeDefined();
+      // Enqueued from inside that tenant's context (not as the system tenant), correlated to the sweep.
+      expect(job!.data.envelope).toEqual({ tenantId: t.id, tier: t.tier, requestId: report.requestId });
+      // Ran in that tenant's context: the handler read the tenant from context, and the count is its own.
+      expect(job!.returnvalue).toMatchObject({ tenantId: t.id, overdue: old });
+    }
+    expect(jobs.some((j) => j.data.envelope.tenantId === suspended.id)).toBe(false);
+  });
+
+  it('runs each scheduled slot once even when every worker instance fires the cron', async () => {
+    const sweep = mod.get(InvoiceOverdueSweep);
+    const run = jest.spyOn(sweep, 'run').mockResolvedValue({ requestId: 'x', asOf: '', enqueued: [], skipped: [] });
+    const at = new Date('2031-01-01T03:00:00Z');
+    const [first, second] = await Promise.all([sweep.onSchedule(at), sweep.onSchedule(at)]);
+    expect([first, second].filter((r) => r !== null)).toHaveLength(1);
+    expect(run).toHaveBeenCalledTimes(1);
+    run.mockRestore();
+  });
+});
