@@ -29,8 +29,9 @@ async function main(): Promise<void> {
   const logger = new Logger('StrataWorker');
   useEmbeddedDefaults(logger);
   const config = loadStrataConfig(process.env);
+  // JOBS_PREFIX (default `strata`) namespaces every BullMQ key, so environments can share a Redis.
   // Migrations and RLS guardrails belong to the API's startup and the migrate CLI, not here.
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: ['log', 'error', 'warn', 'fatal'] });
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { jobs: { prefix: process.env.JOBS_PREFIX || undefined } }), { logger: ['log', 'error', 'warn', 'fatal'] });
   app.enableShutdownHooks();
   logger.log(`worker running (Redis ${config.redisUrl ?? 'redis://127.0.0.1:6379'})`);
 }
