@@ -13,7 +13,9 @@ import type { ClientBase } from 'pg';
  * creates the table in the one shape — tenant_id defaulting to the current tenant, id, the given
  * columns, created_at, primary key (tenant_id, id), index (tenant_id, created_at DESC, id DESC) —
  * and protects it with pg_temp.strata_enable_tenant_rls(): ENABLE + FORCE RLS and a policy with
- * USING and WITH CHECK on app.tenant_id, pinned to the schema the table lives in. Forgetting RLS
+ * USING and WITH CHECK on app.tenant_id; WITH CHECK also pins the schema the table lives in (the
+ * threat is planting rows into another schema; reads there already fail the tenant_id test, and a
+ * schema test in USING made the planner give up index scans with LIMIT). Forgetting RLS
  * on a new table then takes more typing than not forgetting it, and the guardrail check catches
  * the rest.
  */
@@ -24,7 +26,7 @@ BEGIN
   EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', tbl);
   EXECUTE format(
     'CREATE POLICY tenant_isolation ON %1$I '
-    'USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L) '
+    'USING (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid) '
     'WITH CHECK (tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid AND current_schema() = %2$L)',
     tbl, current_schema());
 END

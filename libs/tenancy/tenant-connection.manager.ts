@@ -88,7 +88,12 @@ export class TenantConnectionManager {
     try {
       // Not awaited: with pipelining the work's first statement follows on the same round trip.
       // If setup fails, the transaction is aborted and every later statement fails with it.
+      // Corked until the event loop turns: the setup and the unit's first statement leave in one
+      // socket write (the bench measured separate writes at ~150 µs of CPU per request here).
+      const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+      stream?.cork?.();
       const entered = client.query(tenantSetupSql(tenant));
+      setImmediate(() => stream?.uncork?.());
       entered.catch(() => undefined);
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
