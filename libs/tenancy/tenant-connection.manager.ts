@@ -56,7 +56,10 @@ export class TenantConnectionManager {
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const open = this.openManager();
     if (open) return work(open);
-    const { tenant } = this.context.require('a tenant database transaction');
+    const { tenant, system } = this.context.require('a tenant database transaction');
+    if (system) {
+      throw new Error('the system tenant has no tenant data; enter a tenant with TenantContext.run() for each tenant it works on');
+    }
     const strategy = this.strategies[tenant.tier];
     if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
     const lease = await strategy.enter(tenant);

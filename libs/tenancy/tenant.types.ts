@@ -19,6 +19,8 @@ export interface TenantScope {
   requestId: string;
   userId?: string;
   role?: string;
+  /** The platform operator acting as this user, when impersonating (an id, never an email). */
+  impersonatedBy?: string;
   /** Set for cross-tenant work run as the system tenant. */
   system?: boolean;
 }

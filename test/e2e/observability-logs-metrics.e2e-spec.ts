@@ -5,7 +5,7 @@ import { PinoLogger } from 'nestjs-pino';
 import request from 'supertest';
 import { JwtService } from '#strata/auth';
 import type { Tier } from '#strata/control-plane';
-import { MetricsService, ObservabilityModule, setObservabilityDefaults, StrataLogger } from '#strata/observability';
+import { MetricsService, setObservabilityDefaults } from '#strata/observability';
 import { createApp } from '../../apps/api/src/app.factory';
 import { testConfig } from '../support/test-config';
 import { createTestDatabase, uniqueSlug, type TestDatabase } from '../support/test-database';
@@ -74,10 +74,9 @@ describe('observability: tenant-aware logs and /metrics', () => {
     setObservabilityDefaults({ level: 'info', destination: sink });
     app = await createApp(testConfig(db), {
       logger: ['fatal'],
-      extra: { imports: [ObservabilityModule.forRoot()], controllers: [ProbeController] },
+      extra: { controllers: [ProbeController] },
     });
     // What createApp should do once the module is in AppModule: Nest's own Logger goes through pino.
-    app.useLogger(app.get(StrataLogger));
     await app.init();
     http = () => request(app.getHttpServer());
     const adminToken = await app.get(JwtService).signPlatformToken('test-operator');

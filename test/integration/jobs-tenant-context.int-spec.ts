@@ -207,7 +207,7 @@ describe('jobs: tenant context across the worker boundary (real Redis + Postgres
       const scope = ctx.require();
       expect(scope).toMatchObject({ system: true, tenant: { id: '00000000-0000-0000-0000-000000000000', slug: 'system' } });
       const err = await rejectionOf(conn.transaction(async () => 'must not run'));
-      expect(err.message).toMatch(/unknown tier system/);
+      expect(err.message).toMatch(/system tenant has no tenant data/);
       expect(() => conn.manager).toThrow(/no open tenant transaction/);
       // A system job is refused by a tenant-only processor.
       const job = await producer.add(QUEUE, 'echo', { number: 'job-system' });

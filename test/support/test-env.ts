@@ -1,3 +1,6 @@
+// Tests capture logs where they need them; everything else stays quiet.
+process.env.LOG_LEVEL ??= 'silent';
+
 import { readFileSync } from 'node:fs';
 
 /** Written by global-setup, read by every test file: what this run created on the server. */

@@ -4,6 +4,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ModuleMetadata } from '@nestjs/common';
 import type { StrataConfig } from '#strata/common';
 import { tenantPathPrefixMiddleware } from '#strata/tenancy';
+import { StrataLogger } from '#strata/observability';
 import { AppModule } from './app.module';
 
 export interface CreateAppOptions {
@@ -16,7 +17,10 @@ export async function createApp(config?: StrataConfig, opts: CreateAppOptions = 
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.extra), {
     logger: opts.logger ?? ['log', 'error', 'warn', 'fatal'],
     bodyParser: false,
+    bufferLogs: true,
   });
+  // Nest's own logs through pino, with the tenant fields of the context they are written in.
+  app.useLogger(app.get(StrataLogger));
   app.disable('x-powered-by');
   // Before Nest's router: /t/{slug}/projects is served by the /projects route.
   app.use(tenantPathPrefixMiddleware);

@@ -11,6 +11,9 @@ import { AdminModule } from '#strata/admin';
 import { HealthModule } from '#strata/health';
 import { ProjectsModule } from '#strata/projects';
 import { InvoicesModule } from '#strata/invoices';
+import { ObservabilityModule } from '#strata/observability';
+import { JobsModule } from '#strata/jobs';
+import { CacheModule, RegistryInvalidationModule } from '#strata/cache';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
@@ -37,13 +40,19 @@ export class AppModule {
             },
           },
         }),
+        // After ClsModule: its middleware needs the request's context to exist.
+        ObservabilityModule.forRoot(),
         ControlPlaneModule,
         TenancyModule,
+        CacheModule.forRoot(),
+        RegistryInvalidationModule.forRoot(),
         AuthModule,
         AdminModule,
         HealthModule,
         ProjectsModule,
         InvoicesModule,
+        // The API only produces jobs; apps/worker processes them.
+        JobsModule.forRoot(),
         ...(extra.imports ?? []),
       ],
       controllers: extra.controllers ?? [],

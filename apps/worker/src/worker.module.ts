@@ -1,3 +1,4 @@
+import { RegistryInvalidationModule } from '#strata/cache';
 import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ClsModule } from 'nestjs-cls';
@@ -32,6 +33,8 @@ export class WorkerModule {
         ClsModule.forRoot({ global: true }),
         ControlPlaneModule,
         TenancyModule,
+        // Every process holding a registry listens for admin changes.
+        RegistryInvalidationModule.forRoot(),
         InvoicesModule,
         JobsModule.forRoot(opts.jobs),
         JobsModule.registerQueue(INVOICE_OVERDUE_QUEUE),
