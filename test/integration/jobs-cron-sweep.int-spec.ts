@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { getQueueToken } from '@nestjs/bullmq';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Job, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { TenantJobData } from '#strata/jobs';
 import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { InvoiceOverdueSweep } from '../../apps/worker/src/invoice-overdue.sweep';
 import { INVOICE_OVERDUE_QUEUE, type InvoiceOverduePayload, type InvoiceOverdueResult } from '../../apps/worker/src/invoice-overdue.constants';
+import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(60_000);
@@ -44,16 +44,7 @@ describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', 
 
   afterAll(async () => {
     await mod?.close();
-    const redis = new Redis(fx?.config.redisUrl ?? 'redis://127.0.0.1:6379');
-    for (const pass of [1, 2]) {
-      if (pass === 2) await new Promise((r) => setTimeout(r, 300));
-      for (let cursor = '0'; ; ) {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
-        if (keys.length) await redis.unlink(...keys);
-        if ((cursor = next) === '0') break;
-      }
-    }
-    await redis.quit();
+    await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
     await fx?.close();
   });
 

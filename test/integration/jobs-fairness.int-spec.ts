@@ -3,10 +3,10 @@ import { Injectable } from '@nestjs/common';
 import { getQueueToken, Processor } from '@nestjs/bullmq';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Job, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { JobsModule, TenantBacklog, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
 import { TenantContext } from '#strata/tenancy';
 import { WorkerModule } from '../../apps/worker/src/worker.module';
+import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(60_000);
@@ -69,16 +69,7 @@ describe('jobs: per-tenant fairness (priority = position in the tenant\'s backlo
 
   afterAll(async () => {
     await mod?.close();
-    const redis = new Redis(fx?.config.redisUrl ?? 'redis://127.0.0.1:6379');
-    for (const pass of [1, 2]) {
-      if (pass === 2) await new Promise((r) => setTimeout(r, 300));
-      for (let cursor = '0'; ; ) {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 1000);
-        if (keys.length) await redis.unlink(...keys);
-        if ((cursor = next) === '0') break;
-      }
-    }
-    await redis.quit();
+    await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
     await fx?.close();
   });
 
