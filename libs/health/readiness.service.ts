@@ -1,6 +1,6 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { HealthCheckService, HealthIndicatorService, type HealthIndicatorFunction } from '@nestjs/terminus';
-import { Redis } from 'ioredis';
+import { REDIS_CLIENT, type RedisClient } from '#strata/cache';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
@@ -14,8 +14,7 @@ const GUARDRAIL_TTL_MS = 60_000;
 
 /** Readiness: the control plane, every registered pool server, and Redis when configured. */
 @Injectable()
-export class ReadinessService implements OnApplicationShutdown {
-  private readonly redis?: Redis;
+export class ReadinessService {
   private guardrails?: { at: number; result: Promise<GuardrailViolation[]> };
 
   constructor(
@@ -26,12 +25,9 @@ export class ReadinessService implements OnApplicationShutdown {
     private readonly silos: SiloDataSourceCache,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
     @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
-  ) {
-    if (config.redisUrl) {
-      this.redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-      this.redis.on('error', () => undefined); // reported through the probe, not as crashes
-    }
-  }
+    // The process's shared client (libs/cache), not one of its own; null when REDIS_URL is unset.
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+  ) {}
 
   async check() {
     const pools = await this.control.getRepository(PoolEntity).find({ order: { id: 'ASC' } }).catch(() => []);
@@ -117,9 +113,5 @@ export class ReadinessService implements OnApplicationShutdown {
     const ds = await this.shared.get(pool);
     await ds.query('SELECT 1');
     return { kind: pool.kind };
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    this.redis?.disconnect();
   }
 }
