@@ -4,7 +4,7 @@
  * - domain libs (everything that is not platform plumbing) never touch tier internals: no
  *   control plane, no migrator, no pg driver, no other lib's files — only tenancy's public API.
  */
-const PLATFORM_LIBS = 'tenancy|common|control-plane|migrator|auth|admin|health|jobs|cache|observability';
+const PLATFORM_LIBS = 'tenancy|common|control-plane|migrator|auth|admin|health|jobs|cache|observability|storage|http-client';
 
 module.exports = {
   forbidden: [
