@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
@@ -9,6 +9,7 @@ import type { TenantPlacement } from './tenant.types';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
+const AFTER_COMMIT = Symbol('strata:after-commit');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -41,6 +42,7 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
 @Injectable()
 export class TenantConnectionManager {
   private readonly strategies: Record<Tier, TierStrategy>;
+  private readonly logger = new Logger('TenantConnectionManager');
 
   constructor(
     private readonly context: TenantContext,
@@ -63,11 +65,21 @@ export class TenantConnectionManager {
     const strategy = this.strategies[tenant.tier];
     if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
     const lease = await strategy.enter(tenant);
+    const afterCommit: Array<() => Promise<void> | void> = [];
+    let result: T;
     try {
-      return await this.runEntered(lease.dataSource, tenant, work);
+      result = await this.runEntered(lease.dataSource, tenant, work, afterCommit);
     } finally {
       strategy.leave(lease);
     }
+    for (const callback of afterCommit) {
+      try {
+        await callback();
+      } catch (err) {
+        this.logger.error(`after-commit callback failed (the transaction is committed): ${String((err as Error)?.stack ?? err)}`);
+      }
+    }
+    return result;
   }
 
   /** The EntityManager of the open unit of work; repositories use it. */
@@ -80,11 +92,32 @@ export class TenantConnectionManager {
     return open;
   }
 
+  /**
+   * Runs `callback` once the open unit of work has committed and its connection is back in the
+   * pool, in the same tenant context; never when it rolls back. For side effects that must not
+   * happen for data that was never written (enqueueing a job about a new row, say). A callback
+   * that fails is logged, not thrown: the data is committed and the caller must learn that.
+   */
+  afterCommit(callback: () => Promise<void> | void): void {
+    const open = this.openManager();
+    const callbacks = this.cls.isActive() ? this.cls.get<Array<() => Promise<void> | void> | undefined>(AFTER_COMMIT) : undefined;
+    if (!open || !callbacks) {
+      this.context.require('an after-commit callback');
+      throw new Error('no open tenant transaction: call afterCommit() inside tenantConnectionManager.transaction(() => …)');
+    }
+    callbacks.push(callback);
+  }
+
   private openManager(): EntityManager | undefined {
     return this.cls.isActive() ? this.cls.get<EntityManager | undefined>(OPEN_MANAGER) : undefined;
   }
 
-  private async runEntered<T>(ds: DataSource, tenant: TenantPlacement, work: (m: EntityManager) => Promise<T>): Promise<T> {
+  private async runEntered<T>(
+    ds: DataSource,
+    tenant: TenantPlacement,
+    work: (m: EntityManager) => Promise<T>,
+    afterCommit: Array<() => Promise<void> | void>,
+  ): Promise<T> {
     const qr = ds.createQueryRunner('master') as unknown as OpenableQueryRunner;
     const client = (await qr.connect()) as PoolClient;
     let broken: unknown;
@@ -104,6 +137,7 @@ export class TenantConnectionManager {
         // A child context holds the open transaction, so nested units join it and siblings don't see it.
         const result = await this.cls.run({ ifNested: 'inherit' }, () => {
           this.cls.set(OPEN_MANAGER, qr.manager);
+          this.cls.set(AFTER_COMMIT, afterCommit);
           return work(qr.manager);
         });
         await entered;

@@ -164,6 +164,39 @@ describe('tenant connection manager', () => {
       // The nested write was part of the outer transaction, so it rolled back with it.
       expect(await countByName(t, 'nested-write')).toBe(0);
     });
+
+    it.each(TIERS)('runs %s after-commit callbacks once the data is committed, in the tenant context, and never after a rollback', async (tier) => {
+      const t = tenants[tier];
+      const seen: Array<{ tenant: string; committed: number }> = [];
+      const register = (name: string) =>
+        fx.conn.afterCommit(async () => {
+          // A fresh unit of work sees the committed row: the callback runs after COMMIT, outside the unit.
+          seen.push({ tenant: fx.ctx.tenant.id, committed: await countByName(t, name) });
+        });
+      await fx.inTenant(t, async (em) => {
+        await em.query(`INSERT INTO projects (name) VALUES ('after-commit-kept')`);
+        await fx.conn.transaction(async () => register('after-commit-kept')); // from a nested unit too
+        expect(seen).toEqual([]);
+      });
+      expect(seen).toEqual([{ tenant: t.id, committed: 1 }]);
+
+      const err = await rejectionOf(
+        fx.inTenant(t, async (em) => {
+          await em.query(`INSERT INTO projects (name) VALUES ('after-commit-doomed')`);
+          register('after-commit-doomed');
+          throw new Error('rolled back');
+        }),
+      );
+      expect(err.message).toBe('rolled back');
+      expect(seen).toHaveLength(1);
+    });
+
+    it('refuses an after-commit callback outside a unit of work', () => {
+      fx.ctx.run({ tenant: tenants.pool.placement }, () => {
+        expect(() => fx.conn.afterCommit(() => undefined)).toThrow(/no open tenant transaction: call afterCommit\(\) inside/);
+      });
+      expect(() => fx.conn.afterCommit(() => undefined)).toThrow(MissingTenantContextError);
+    });
   });
 
   describe('placement errors', () => {
