@@ -1,0 +1,43 @@
+import { badRequest, PageQuery } from '#strata/common';
+import type { StoredFile } from './stored-file.entity';
+
+export const MAX_FILE_NAME_LENGTH = 255;
+
+// C0 and C1 controls, DEL, and the bidi controls that make "gpj.exe" display as "exe.jpg".
+const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** `GET /files`: paging only, for now. */
+export class ListFilesQuery extends PageQuery {}
+
+/** A file as the API shows it: the tenant is implied by the request and the storage key stays inside. */
+export interface FileView {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  createdAt: Date;
+}
+
+export const toFileView = (f: StoredFile): FileView => ({
+  id: f.id,
+  name: f.name,
+  contentType: f.contentType,
+  size: f.sizeBytes,
+  createdAt: f.createdAt,
+});
+
+/**
+ * The uploader's file name in NFC, or 400 `invalid_filename`. It is only metadata (keys are ids),
+ * but it is echoed in headers and UIs, so what could spoof or split those is refused, not repaired.
+ */
+export function validFileName(raw: unknown): string {
+  const invalid = (why: string) => badRequest('invalid_filename', `file name ${why}`);
+  if (typeof raw !== 'string' || raw.length === 0) throw invalid('is required (send a filename in the part header)');
+  if (/\p{Cs}/u.test(raw)) throw invalid('is not valid Unicode');
+  const name = raw.normalize('NFC');
+  if ([...name].length > MAX_FILE_NAME_LENGTH) throw invalid(`must be at most ${MAX_FILE_NAME_LENGTH} characters`);
+  if (UNSAFE_NAME_CHARS.test(name)) throw invalid('must not contain control or bidirectional-override characters');
+  if (/[\\/]/.test(name)) throw invalid('must be a bare name, without / or \\');
+  if (name.trim() === '' || name === '.' || name === '..') throw invalid('must name something');
+  return name;
+}

@@ -1,0 +1,99 @@
+import type { OnApplicationShutdown } from '@nestjs/common';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Readable } from 'node:stream';
+import { assertObjectKey } from './object-key.validator';
+import { attachmentDisposition } from './content-disposition.header';
+import type { ObjectInfo, PresignOptions, PutObjectOptions, StorageDriver, StoredObject } from './storage.driver';
+import { StorageObjectNotFoundError } from './storage.errors';
+import type { S3StorageOptions } from './storage.options';
+
+// GetObject says NoSuchKey; HeadObject has no body, so only NotFound / a bare 404. A missing
+// bucket is a configuration error and must not pass for a missing object.
+function isMissingObject(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (e?.name === 'NoSuchBucket') return false;
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/** Objects in one bucket under their full key; credentials from options or the AWS default chain. */
+export class S3StorageDriver implements StorageDriver, OnApplicationShutdown {
+  readonly name = 's3' as const;
+  readonly client: S3Client;
+
+  constructor(private readonly options: S3StorageOptions) {
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      forcePathStyle: options.forcePathStyle,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // The SDK's default CRC checksums send streams as aws-chunked with a trailer, which several
+      // S3-compatible servers reject; AWS itself keeps the default.
+      ...(options.endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
+    });
+  }
+
+  async put(key: string, body: Buffer | Readable, options: PutObjectOptions): Promise<void> {
+    assertObjectKey(key);
+    if (!Buffer.isBuffer(body) && options.size === undefined) {
+      throw new Error(`storing ${key}: S3 needs the size of a stream body up front (PutObject sends Content-Length); pass options.size`);
+    }
+    if (Buffer.isBuffer(body) && options.size !== undefined && body.length !== options.size) {
+      throw new Error(`storing ${key}: got ${body.length} bytes, expected ${options.size}`);
+    }
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: key,
+        Body: body,
+        ContentType: options.contentType,
+        ContentLength: options.size ?? (body as Buffer).length,
+      }),
+    );
+  }
+
+  async get(key: string): Promise<StoredObject> {
+    assertObjectKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      // In Node the body is the response's IncomingMessage (a Readable) with SDK helpers mixed in.
+      if (!(out.Body instanceof Readable)) throw new Error(`S3 GetObject for ${key} returned no readable body`);
+      return { stream: out.Body, contentType: out.ContentType, size: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isMissingObject(err)) throw new StorageObjectNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    assertObjectKey(key);
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      return { contentType: out.ContentType, size: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isMissingObject(err)) throw new StorageObjectNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertObjectKey(key);
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+  }
+
+  /** Signed locally (no request to S3): the URL does not prove the object exists. */
+  presignedGetUrl(key: string, options: PresignOptions): Promise<string> {
+    assertObjectKey(key);
+    const command = new GetObjectCommand({
+      Bucket: this.options.bucket,
+      Key: key,
+      ...(options.filename !== undefined ? { ResponseContentDisposition: attachmentDisposition(options.filename) } : {}),
+      ...(options.contentType !== undefined ? { ResponseContentType: options.contentType } : {}),
+    });
+    return getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
+  }
+
+  onApplicationShutdown(): void {
+    this.client.destroy();
+  }
+}
