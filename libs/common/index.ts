@@ -25,3 +25,4 @@ export {
   type KeysetWindow,
   type Page,
 } from './keyset-cursor';
+export { safeIntegerTransformer } from './safe-integer.transformer';

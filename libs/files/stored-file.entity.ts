@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
-import { byteCountTransformer } from './byte-count.transformer';
+import { safeIntegerTransformer } from '#strata/common';
 
 // Not named File: Node has a global File. No schema: search_path, set per transaction by the
 // tenancy lib, chooses the tier's table.
@@ -19,7 +19,7 @@ export class StoredFile {
   @Column('text', { name: 'content_type' })
   contentType: string;
 
-  @Column('bigint', { name: 'size_bytes', transformer: byteCountTransformer })
+  @Column('bigint', { name: 'size_bytes', transformer: safeIntegerTransformer })
   sizeBytes: number;
 
   /** Relative to the tenant's prefix: TenantStorage adds `{tenantId}/` from the context. */

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import { safeIntegerTransformer } from './safe-integer.transformer';
+import { safeIntegerTransformer } from '#strata/common';
 
 // No schema: search_path, set per transaction by the tenancy lib, chooses the tier's table.
 @Entity({ name: 'invoices' })

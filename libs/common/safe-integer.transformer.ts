@@ -3,7 +3,8 @@ import type { ValueTransformer } from 'typeorm';
 /**
  * bigint ↔ JS number. node-postgres returns bigint as a string because it may not fit a double;
  * amounts are integers in minor units that the API keeps within Number.MAX_SAFE_INTEGER, so a
- * number is exact. A value outside that range fails loudly instead of being silently rounded.
+ * number is exact (the same holds for byte counts). A value outside that range fails loudly instead
+ * of being silently rounded.
  */
 export const safeIntegerTransformer: ValueTransformer = {
   to(value: number | null | undefined): number | null | undefined {
