@@ -33,4 +33,13 @@ export class InvoicesRepository {
       .where('invoice.tenantId = :tenantId', { tenantId: this.context.tenant.id });
     return applyKeysetWindow(query, 'invoice', window).getMany();
   }
+
+  /** How many of the tenant's invoices were created before `cutoff`; served by the same index. */
+  countCreatedBefore(cutoff: Date): Promise<number> {
+    return this.connections.manager
+      .createQueryBuilder(Invoice, 'invoice')
+      .where('invoice.tenantId = :tenantId', { tenantId: this.context.tenant.id })
+      .andWhere('invoice.createdAt < :cutoff', { cutoff })
+      .getCount();
+  }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type EntityManager } from 'typeorm';
 import { ApiException, type KeysetWindow } from '#strata/common';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { TenantConnectionManager } from '#strata/tenancy';
 import type { Invoice } from './invoice.entity';
 import type { InvoicesRepository } from './invoices.repository';
@@ -50,13 +51,31 @@ class FakeInvoicesRepository implements Pick<InvoicesRepository, keyof InvoicesR
       .filter((r) => !after || r.createdAt < after.createdAt)
       .slice(0, window.take);
   }
+
+  async countCreatedBefore(cutoff: Date): Promise<number> {
+    if (!this.tx.open) throw new Error('repository called outside a tenant transaction');
+    return this.rows.filter((r) => r.createdAt < cutoff).length;
+  }
+}
+
+/** Records what was emitted and whether a unit of work was open at that moment. */
+class FakeEvents {
+  emitted: Array<{ event: string; payload: unknown; inTransaction: boolean }> = [];
+  failWith?: Error;
+  constructor(private readonly tx: FakeTransactions) {}
+  async emitAsync(event: string, payload: unknown): Promise<unknown[]> {
+    this.emitted.push({ event, payload, inTransaction: this.tx.open });
+    if (this.failWith) throw this.failWith;
+    return [];
+  }
 }
 
 function setup() {
   const tx = new FakeTransactions();
   const repo = new FakeInvoicesRepository(tx);
-  const service = new InvoicesService(tx as unknown as TenantConnectionManager, repo as unknown as InvoicesRepository);
-  return { service, tx, repo };
+  const events = new FakeEvents(tx);
+  const service = new InvoicesService(tx as unknown as TenantConnectionManager, repo as unknown as InvoicesRepository, events as unknown as EventEmitter2);
+  return { service, tx, repo, events };
 }
 
 async function apiError(promise: Promise<unknown>): Promise<string> {
@@ -75,6 +94,18 @@ describe('InvoicesService', () => {
     const view = await service.create({ number: 'INV-9', amount: 123456, currency: 'JPY' });
     expect(view).toEqual({ id: expect.any(String), number: 'INV-9', amount: 123456, currency: 'JPY', createdAt: expect.any(Date) });
     expect(tx.opened).toBe(1);
+  });
+
+  it('emits invoice.created with the view inside the creating transaction', async () => {
+    const { service, events } = setup();
+    const view = await service.create({ number: 'INV-7', amount: 5, currency: 'EUR' });
+    expect(events.emitted).toEqual([{ event: 'invoice.created', payload: view, inTransaction: true }]);
+  });
+
+  it('fails the create when a listener fails, so its transaction rolls back', async () => {
+    const { service, events } = setup();
+    events.failWith = new Error('outbox insert failed');
+    await expect(service.create({ number: 'INV-8', amount: 5, currency: 'EUR' })).rejects.toBe(events.failWith);
   });
 
   it('answers 409 invoice_number_taken for a number the tenant already used', async () => {
@@ -109,5 +140,15 @@ describe('InvoicesService', () => {
     const { service, tx } = setup();
     expect(await apiError(service.list(20, '%%%garbage'))).toBe('400 invalid_cursor');
     expect(tx.opened).toBe(0);
+  });
+
+  it('counts invoices created before a cutoff in one transaction, refusing an invalid date before opening one', async () => {
+    const { service, tx, repo } = setup();
+    for (const number of ['A', 'B', 'C']) await service.create({ number, amount: 1, currency: 'EUR' });
+    const opened = tx.opened;
+    expect(await service.countCreatedBefore(repo.rows[2].createdAt)).toBe(2);
+    expect(tx.opened).toBe(opened + 1);
+    await expect(service.countCreatedBefore(new Date(Number.NaN))).rejects.toThrow(/invalid date/);
+    expect(tx.opened).toBe(opened + 1);
   });
 });

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { QueryFailedError } from 'typeorm';
 import { conflict, DEFAULT_PAGE_LIMIT, keysetWindow, notFound, toPage, type Page } from '#strata/common';
 import { TenantConnectionManager } from '#strata/tenancy';
@@ -6,6 +7,8 @@ import { toInvoiceView, type CreateInvoiceDto, type InvoiceView } from './invoic
 import { InvoicesRepository } from './invoices.repository';
 
 const UNIQUE_VIOLATION = '23505';
+/** Emitted inside the creating transaction with the InvoiceView; libs that react to it never import this lib. */
+export const INVOICE_CREATED = 'invoice.created';
 const sqlState = (err: unknown): string | undefined =>
   err instanceof QueryFailedError ? (err.driverError as { code?: string } | undefined)?.code : undefined;
 
@@ -15,6 +18,7 @@ export class InvoicesService {
   constructor(
     private readonly connections: TenantConnectionManager,
     private readonly invoices: InvoicesRepository,
+    private readonly events: EventEmitter2,
   ) {}
 
   /** Newest first. A malformed cursor is refused before any connection is taken. */
@@ -26,9 +30,12 @@ export class InvoicesService {
 
   async create(input: CreateInvoiceDto): Promise<InvoiceView> {
     try {
-      const invoice = await this.connections.transaction(() =>
-        this.invoices.insert({ number: input.number, amount: input.amount, currency: input.currency }),
-      );
+      const invoice = await this.connections.transaction(async () => {
+        const created = await this.invoices.insert({ number: input.number, amount: input.amount, currency: input.currency });
+        // Listeners (webhooks' outbox) write in this same unit of work; one that throws rolls the invoice back.
+        await this.events.emitAsync(INVOICE_CREATED, toInvoiceView(created));
+        return created;
+      });
       return toInvoiceView(invoice);
     } catch (err) {
       // The database decides, not a prior SELECT: two concurrent creates cannot both pass. The
@@ -44,5 +51,11 @@ export class InvoicesService {
     const invoice = await this.connections.transaction(() => this.invoices.findById(id));
     if (!invoice) throw notFound('invoice_not_found', 'invoice not found');
     return toInvoiceView(invoice);
+  }
+
+  /** How many of the tenant's invoices were created before `cutoff` (overdue counts). An invalid date is refused before any connection is taken. */
+  async countCreatedBefore(cutoff: Date): Promise<number> {
+    if (Number.isNaN(cutoff.getTime())) throw new Error('countCreatedBefore: cutoff is an invalid date');
+    return this.connections.transaction(() => this.invoices.countCreatedBefore(cutoff));
   }
 }

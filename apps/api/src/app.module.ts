@@ -11,6 +11,11 @@ import { AdminModule } from '#strata/admin';
 import { HealthModule } from '#strata/health';
 import { ProjectsModule } from '#strata/projects';
 import { InvoicesModule } from '#strata/invoices';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { HttpClientModule } from '#strata/http-client';
+import { WebhooksModule } from '#strata/webhooks';
+import { StorageModule } from '#strata/storage';
+import { FilesModule } from '#strata/files';
 import { ObservabilityModule } from '#strata/observability';
 import { JobsModule } from '#strata/jobs';
 import { CacheModule, RegistryInvalidationModule } from '#strata/cache';
@@ -51,8 +56,16 @@ export class AppModule {
         HealthModule,
         ProjectsModule,
         InvoicesModule,
+        // FILES_DRIVER (local | s3) and its settings come from the environment, checked at startup.
+        StorageModule.forRoot(),
+        FilesModule,
         // The API only produces jobs; apps/worker processes them.
         JobsModule.forRoot(),
+        // In-process domain events (invoice.created → webhooks outbox), run inside the emitter's transaction.
+        EventEmitterModule.forRoot(),
+        // OUTBOUND_HTTP_TIMEOUT_MS; WEBHOOK_* settings are read by WebhooksModule, checked at startup.
+        HttpClientModule.forRoot(),
+        WebhooksModule,
         ...(extra.imports ?? []),
       ],
       controllers: extra.controllers ?? [],

@@ -7,6 +7,9 @@ import { ControlPlaneModule } from '#strata/control-plane';
 import { TenancyModule } from '#strata/tenancy';
 import { InvoicesModule } from '#strata/invoices';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { HttpClientModule } from '#strata/http-client';
+import { WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryProcessor, WebhooksModule } from '#strata/webhooks';
 import { INVOICE_OVERDUE_QUEUE } from './invoice-overdue.constants';
 import { InvoiceOverdueProcessor } from './invoice-overdue.processor';
 import { InvoiceOverdueSweep } from './invoice-overdue.sweep';
@@ -38,10 +41,15 @@ export class WorkerModule {
         InvoicesModule,
         JobsModule.forRoot(opts.jobs),
         JobsModule.registerQueue(INVOICE_OVERDUE_QUEUE),
+        // Invoices created by jobs emit webhooks too; deliveries go out through the tenant HTTP client.
+        EventEmitterModule.forRoot(),
+        HttpClientModule.forRoot(),
+        WebhooksModule,
+        JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE),
         ...(opts.schedule === false ? [] : [ScheduleModule.forRoot()]),
         ...(opts.extra?.imports ?? []),
       ],
-      providers: [InvoiceOverdueProcessor, InvoiceOverdueSweep, ...(opts.extra?.providers ?? [])],
+      providers: [InvoiceOverdueProcessor, InvoiceOverdueSweep, WebhookDeliveryProcessor, ...(opts.extra?.providers ?? [])],
     };
   }
 }

@@ -1,0 +1,18 @@
+// Public API of libs/webhooks. The API and the worker mount WebhooksModule; the worker also
+// registers WebhookDeliveryProcessor. Receivers' code (and tests) verify with verifyWebhookSignature.
+export { WebhooksModule } from './webhooks.module';
+export { WebhooksService } from './webhooks.service';
+export { WebhookDeliveryProcessor } from './webhook-delivery.processor';
+export { WebhookDeliveryService, type WebhookEvent, type WebhookDeliveryResult } from './webhook-delivery.service';
+export {
+  verifyWebhookSignature,
+  signWebhookPayload,
+  WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_EVENT_ID_HEADER,
+  DEFAULT_SIGNATURE_TOLERANCE_SECONDS,
+  type VerifyWebhookSignatureOptions,
+} from './webhook.signature';
+export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
+export type { WebhookDeliveryPayload } from './webhook.outbox';
+export type { RegisteredWebhookView, WebhookEndpointView, WebhookDeliveryView } from './webhooks.dto';
+export type { DeliveryStatus } from './webhook-delivery.entity';

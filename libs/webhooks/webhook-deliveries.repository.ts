@@ -1,0 +1,75 @@
+import { Injectable } from '@nestjs/common';
+import { applyKeysetWindow, type KeysetWindow } from '#strata/common';
+import { TenantConnectionManager, TenantContext } from '#strata/tenancy';
+import { WebhookDelivery, type DeliveryStatus } from './webhook-delivery.entity';
+
+export interface AttemptRecord {
+  status: DeliveryStatus;
+  statusCode: number | null;
+  error: string | null;
+}
+
+/** Same rules as WebhookEndpointsRepository: one query per method, tenant_id named in each. */
+@Injectable()
+export class WebhookDeliveriesRepository {
+  constructor(
+    private readonly connections: TenantConnectionManager,
+    private readonly context: TenantContext,
+  ) {}
+
+  /** One pending delivery of the event per endpoint, in one INSERT; returns them with their ids. */
+  async insertPending(endpointIds: string[], event: { id: string; type: string; data: object }): Promise<WebhookDelivery[]> {
+    const tenantId = this.context.tenant.id;
+    const rows = endpointIds.map((endpointId) =>
+      this.connections.manager.create(WebhookDelivery, {
+        tenantId,
+        endpointId,
+        eventId: event.id,
+        eventType: event.type,
+        payload: event.data,
+        status: 'pending',
+        attempts: 0,
+        lastStatusCode: null,
+        lastError: null,
+        deliveredAt: null,
+      }),
+    );
+    await this.connections.manager.insert(WebhookDelivery, rows);
+    return rows;
+  }
+
+  findById(id: string): Promise<WebhookDelivery | null> {
+    return this.connections.manager.findOneBy(WebhookDelivery, { tenantId: this.context.tenant.id, id });
+  }
+
+  /** Served by the (tenant_id, endpoint_id, created_at DESC, id DESC) index. */
+  listForEndpoint(endpointId: string, window: KeysetWindow): Promise<WebhookDelivery[]> {
+    const query = this.connections.manager
+      .createQueryBuilder(WebhookDelivery, 'delivery')
+      .where('delivery.tenantId = :tenantId', { tenantId: this.context.tenant.id })
+      .andWhere('delivery.endpointId = :endpointId', { endpointId });
+    return applyKeysetWindow(query, 'delivery', window).getMany();
+  }
+
+  /** Counts one attempt and records its outcome; a delivered row is never changed again. */
+  async recordAttempt(id: string, outcome: AttemptRecord): Promise<void> {
+    await this.connections.manager
+      .createQueryBuilder()
+      .update(WebhookDelivery)
+      .set({
+        status: outcome.status,
+        attempts: () => 'attempts + 1',
+        lastStatusCode: outcome.statusCode,
+        lastError: outcome.error,
+        ...(outcome.status === 'delivered' ? { deliveredAt: () => 'now()' } : {}),
+      })
+      .where({ tenantId: this.context.tenant.id, id })
+      .andWhere("status <> 'delivered'")
+      .execute();
+  }
+
+  /** Ends a delivery that can no longer be sent, without counting an attempt. */
+  async markFailed(id: string, error: string): Promise<void> {
+    await this.connections.manager.update(WebhookDelivery, { tenantId: this.context.tenant.id, id, status: 'pending' }, { status: 'failed', lastError: error });
+  }
+}

@@ -1,0 +1,47 @@
+/** Queue of webhook deliveries (one job per delivery row, jobId = delivery id). */
+export const WEBHOOK_DELIVERY_QUEUE = 'webhook-delivery';
+/** Events an endpoint can subscribe to. Names follow the in-process events that cause them. */
+export const WEBHOOK_EVENT_TYPES = ['invoice.created'] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+// Read once at startup: @Processor() takes its options when the class is decorated.
+/** Deliveries one worker sends at a time. */
+export const WEBHOOK_DELIVERY_CONCURRENCY = Number(process.env.WEBHOOK_DELIVERY_CONCURRENCY || 8);
+
+export interface WebhooksOptions {
+  /** Deliver to loopback/private/link-local addresses too. Env `WEBHOOKS_ALLOW_PRIVATE_NETWORKS`, default false. */
+  allowPrivateNetworks: boolean;
+  /** Attempts per delivery, first one included. Env `WEBHOOK_MAX_ATTEMPTS`, default 8. */
+  maxAttempts: number;
+  /** Base of the exponential backoff between attempts. Env `WEBHOOK_BACKOFF_MS`, default 10000. */
+  backoffMs: number;
+  /** Deadline of one POST. Env `WEBHOOK_TIMEOUT_MS`, default 10000. */
+  timeoutMs: number;
+}
+
+export const WEBHOOKS_OPTIONS = Symbol('WEBHOOKS_OPTIONS');
+
+function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`config: ${key} must be an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, key: string): boolean {
+  const raw = (env[key] ?? '').trim().toLowerCase();
+  if (raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new Error(`config: ${key} must be true or false, got ${JSON.stringify(env[key])}`);
+}
+
+/** Reads and validates once, at startup: a bad value stops the process with its name. */
+export function resolveWebhooksOptions(env: NodeJS.ProcessEnv = process.env): WebhooksOptions {
+  return {
+    allowPrivateNetworks: bool(env, 'WEBHOOKS_ALLOW_PRIVATE_NETWORKS'),
+    maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
+    backoffMs: int(env, 'WEBHOOK_BACKOFF_MS', 10_000, 1, 24 * 3600_000),
+    timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 1, 120_000),
+  };
+}
