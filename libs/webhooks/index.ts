@@ -1,8 +1,11 @@
 // Public API of libs/webhooks. The API and the worker mount WebhooksModule; the worker also
-// registers WebhookDeliveryProcessor. Receivers' code (and tests) verify with verifyWebhookSignature.
+// registers WebhookDeliveryProcessor, WebhookRelayProcessor and the relay queue (its cron fans
+// relay jobs out per tenant). Receivers' code (and tests) verify with verifyWebhookSignature.
 export { WebhooksModule } from './webhooks.module';
 export { WebhooksService } from './webhooks.service';
 export { WebhookDeliveryProcessor } from './webhook-delivery.processor';
+export { WebhookRelayProcessor } from './webhook-relay.processor';
+export { WebhookOutboxRelay, type WebhookRelayResult, type WebhookRelayPayload } from './webhook-outbox.relay';
 export { WebhookDeliveryService, type WebhookEvent, type WebhookDeliveryResult } from './webhook-delivery.service';
 export {
   verifyWebhookSignature,
@@ -12,7 +15,7 @@ export {
   DEFAULT_SIGNATURE_TOLERANCE_SECONDS,
   type VerifyWebhookSignatureOptions,
 } from './webhook.signature';
-export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
+export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WEBHOOK_RELAY_JOB, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
 export type { WebhookDeliveryPayload } from './webhook.outbox';
 export type { RegisteredWebhookView, WebhookEndpointView, WebhookDeliveryView } from './webhooks.dto';
 export type { DeliveryStatus } from './webhook-delivery.entity';

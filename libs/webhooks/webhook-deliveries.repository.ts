@@ -51,6 +51,26 @@ export class WebhookDeliveriesRepository {
     return applyKeysetWindow(query, 'delivery', window).getMany();
   }
 
+  /**
+   * The outbox relay's read: `pending` rows created more than `olderThanMs` ago, oldest first, at
+   * most `limit`, without their payloads. Age is measured on the database clock (created_at is the
+   * database's now() of the inserting transaction), so an app server's clock skew cannot make a
+   * fresh row look old. Served by the partial index webhook_deliveries_pending_created_idx (0004).
+   */
+  findPendingOlderThan(olderThanMs: number, limit: number): Promise<Array<Pick<WebhookDelivery, 'id' | 'eventType' | 'createdAt'>>> {
+    return this.connections.manager
+      .createQueryBuilder(WebhookDelivery, 'delivery')
+      .select(['delivery.id', 'delivery.eventType', 'delivery.createdAt'])
+      .where('delivery.tenantId = :tenantId', { tenantId: this.context.tenant.id })
+      // A literal, not a parameter: the partial index's predicate must match the query's.
+      .andWhere(`delivery.status = 'pending'`)
+      .andWhere(`delivery.createdAt < now() - CAST(:olderThanMs AS integer) * interval '1 millisecond'`, { olderThanMs })
+      .orderBy('delivery.createdAt', 'ASC')
+      .addOrderBy('delivery.id', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
   /** Counts one attempt and records its outcome; a delivered row is never changed again. */
   async recordAttempt(id: string, outcome: AttemptRecord): Promise<void> {
     await this.connections.manager

@@ -9,6 +9,7 @@ import { WebhookEndpoint } from './webhook-endpoint.entity';
 import { WebhookEndpointsRepository } from './webhook-endpoints.repository';
 import { WebhookEventsListener } from './webhook-events.listener';
 import { WebhookOutbox } from './webhook.outbox';
+import { WebhookOutboxRelay } from './webhook-outbox.relay';
 import { WebhooksController } from './webhooks.controller';
 import { resolveWebhooksOptions, WEBHOOK_DELIVERY_QUEUE, WEBHOOKS_OPTIONS } from './webhooks.options';
 import { WebhooksService } from './webhooks.service';
@@ -16,7 +17,8 @@ import { WebhooksService } from './webhooks.service';
 /**
  * Endpoints API, the outbox listener and the delivery service. Mounted by the API and the worker
  * alike (an invoice created by a job emits webhooks too); only the worker adds
- * WebhookDeliveryProcessor. Needs EventEmitterModule, HttpClientModule and JobsModule.forRoot().
+ * WebhookDeliveryProcessor and WebhookRelayProcessor (and registers WEBHOOK_RELAY_QUEUE). Needs
+ * EventEmitterModule, HttpClientModule and JobsModule.forRoot().
  */
 @Module({
   imports: [TenancyModule.forFeature([WebhookEndpoint, WebhookDelivery]), JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE)],
@@ -30,7 +32,8 @@ import { WebhooksService } from './webhooks.service';
     WebhookEventsListener,
     WebhookEgress,
     WebhookDeliveryService,
+    WebhookOutboxRelay,
   ],
-  exports: [WebhooksService, WebhookDeliveryService, WEBHOOKS_OPTIONS],
+  exports: [WebhooksService, WebhookDeliveryService, WebhookOutboxRelay, WEBHOOKS_OPTIONS],
 })
 export class WebhooksModule {}

@@ -1,5 +1,8 @@
 /** Queue of webhook deliveries (one job per delivery row, jobId = delivery id). */
 export const WEBHOOK_DELIVERY_QUEUE = 'webhook-delivery';
+/** Queue of the outbox relay: one job per active tenant per relay run (apps/worker fans them out). */
+export const WEBHOOK_RELAY_QUEUE = 'webhook-relay';
+export const WEBHOOK_RELAY_JOB = 'relay-pending-deliveries';
 /** Events an endpoint can subscribe to. Names follow the in-process events that cause them. */
 export const WEBHOOK_EVENT_TYPES = ['invoice.created'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
@@ -7,6 +10,8 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 // Read once at startup: @Processor() takes its options when the class is decorated.
 /** Deliveries one worker sends at a time. */
 export const WEBHOOK_DELIVERY_CONCURRENCY = Number(process.env.WEBHOOK_DELIVERY_CONCURRENCY || 8);
+/** Tenants one worker relays at a time (each relay is one query and a few Redis round trips). */
+export const WEBHOOK_RELAY_CONCURRENCY = Number(process.env.WEBHOOK_RELAY_CONCURRENCY || 2);
 
 export interface WebhooksOptions {
   /** Deliver to loopback/private/link-local addresses too. Env `WEBHOOKS_ALLOW_PRIVATE_NETWORKS`, default false. */
@@ -17,6 +22,13 @@ export interface WebhooksOptions {
   backoffMs: number;
   /** Deadline of one POST. Env `WEBHOOK_TIMEOUT_MS`, default 10000. */
   timeoutMs: number;
+  /**
+   * The relay re-enqueues `pending` rows created more than this long ago (database clock), leaving
+   * younger rows to their after-commit enqueue. Env `WEBHOOK_RELAY_AFTER_MS`, default 60000.
+   */
+  relayAfterMs: number;
+  /** Rows one tenant's relay job takes per run, oldest first. Env `WEBHOOK_RELAY_BATCH_SIZE`, default 500. */
+  relayBatchSize: number;
 }
 
 export const WEBHOOKS_OPTIONS = Symbol('WEBHOOKS_OPTIONS');
@@ -43,5 +55,7 @@ export function resolveWebhooksOptions(env: NodeJS.ProcessEnv = process.env): We
     maxAttempts: int(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
     backoffMs: int(env, 'WEBHOOK_BACKOFF_MS', 10_000, 1, 24 * 3600_000),
     timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 1, 120_000),
+    relayAfterMs: int(env, 'WEBHOOK_RELAY_AFTER_MS', 60_000, 1000, 7 * 24 * 3600_000),
+    relayBatchSize: int(env, 'WEBHOOK_RELAY_BATCH_SIZE', 500, 1, 10_000),
   };
 }

@@ -9,10 +9,12 @@ import { InvoicesModule } from '#strata/invoices';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { HttpClientModule } from '#strata/http-client';
-import { WEBHOOK_DELIVERY_QUEUE, WebhookDeliveryProcessor, WebhooksModule } from '#strata/webhooks';
+import { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WebhookDeliveryProcessor, WebhookRelayProcessor, WebhooksModule } from '#strata/webhooks';
 import { INVOICE_OVERDUE_QUEUE } from './invoice-overdue.constants';
 import { InvoiceOverdueProcessor } from './invoice-overdue.processor';
 import { InvoiceOverdueSweep } from './invoice-overdue.sweep';
+import { TenantFanOut } from './tenant-fan-out';
+import { WebhookRelaySweep } from './webhook-relay.sweep';
 
 export interface WorkerModuleOptions {
   jobs?: JobsModuleOptions;
@@ -46,10 +48,20 @@ export class WorkerModule {
         HttpClientModule.forRoot(),
         WebhooksModule,
         JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE),
+        // The outbox relay: its cron (WebhookRelaySweep) fans out one job per tenant to this queue.
+        JobsModule.registerQueue(WEBHOOK_RELAY_QUEUE),
         ...(opts.schedule === false ? [] : [ScheduleModule.forRoot()]),
         ...(opts.extra?.imports ?? []),
       ],
-      providers: [InvoiceOverdueProcessor, InvoiceOverdueSweep, WebhookDeliveryProcessor, ...(opts.extra?.providers ?? [])],
+      providers: [
+        TenantFanOut,
+        InvoiceOverdueProcessor,
+        InvoiceOverdueSweep,
+        WebhookDeliveryProcessor,
+        WebhookRelayProcessor,
+        WebhookRelaySweep,
+        ...(opts.extra?.providers ?? []),
+      ],
     };
   }
 }

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { DataSource, In } from 'typeorm';
+import { toPlacement } from '#strata/auth';
+import { CONTROL_DATA_SOURCE, TenantEntity } from '#strata/control-plane';
+import { JOBS_OPTIONS, JOBS_REDIS, SystemTenantRunner, TenantJobProducer, type ResolvedJobsOptions, type TenantJobOptions } from '#strata/jobs';
+
+export interface FanOutReport {
+  /** One request id for the run and every job it enqueued, so a run correlates in logs. */
+  requestId: string;
+  /** Tenants a job was enqueued for. */
+  enqueued: string[];
+  /** Suspended and provisioning tenants: no job. */
+  skipped: Array<{ id: string; status: string }>;
+}
+
+export interface FanOutJob<P> {
+  /** `sweep` → request id `sweep-<uuid>`. */
+  requestIdPrefix: string;
+  queue: string;
+  name: string;
+  payload: P;
+  opts?: TenantJobOptions;
+}
+
+// Enqueue in slices: one Redis round trip per tenant, but not 10,000 promises at once.
+const FAN_OUT_SLICE = 50;
+
+/**
+ * What every cron of the worker does: claim the tick (several worker instances fire each cron),
+ * then, as the system tenant (it reads the control plane, never tenant data), list the tenants and
+ * enqueue one job per active tenant from inside that tenant's own context, so each job carries its
+ * tenant's envelope like any job enqueued by a request. Suspended (and provisioning) tenants are
+ * skipped and reported.
+ */
+@Injectable()
+export class TenantFanOut {
+  constructor(
+    private readonly system: SystemTenantRunner,
+    private readonly producer: TenantJobProducer,
+    @Inject(CONTROL_DATA_SOURCE) private readonly control: DataSource,
+    @Inject(JOBS_REDIS) private readonly redis: Redis,
+    @Inject(JOBS_OPTIONS) private readonly jobs: ResolvedJobsOptions,
+  ) {}
+
+  /**
+   * True for the one caller that claims `cron`'s slot for `now`'s minute (SET NX, kept an hour), so
+   * every worker instance can fire the cron and it still runs once per tick. A sub-minute expression
+   * therefore runs at most once a minute.
+   */
+  async claimSlot(cron: string, now: Date): Promise<boolean> {
+    const slot = now.toISOString().slice(0, 16);
+    return (await this.redis.set(`${this.jobs.prefix}:cron:${cron}:${slot}`, '1', 'EX', 3600, 'NX')) === 'OK';
+  }
+
+  enqueuePerActiveTenant<P>(job: FanOutJob<P>): Promise<FanOutReport> {
+    const requestId = `${job.requestIdPrefix}-${randomUUID()}`;
+    return this.system.runAsSystem(async () => {
+      const tenants = await this.control
+        .getRepository(TenantEntity)
+        .find({ where: { status: In(['active', 'suspended', 'provisioning']) }, order: { id: 'ASC' } });
+      const active = tenants.filter((t) => t.status === 'active');
+      const report: FanOutReport = {
+        requestId,
+        enqueued: [],
+        skipped: tenants.filter((t) => t.status !== 'active').map((t) => ({ id: t.id, status: t.status })),
+      };
+      for (let i = 0; i < active.length; i += FAN_OUT_SLICE) {
+        await Promise.all(
+          active.slice(i, i + FAN_OUT_SLICE).map((t) =>
+            this.system.runAsTenant(toPlacement(t), async () => {
+              await this.producer.add(job.queue, job.name, job.payload, job.opts);
+              report.enqueued.push(t.id);
+            }),
+          ),
+        );
+      }
+      return report;
+    }, requestId);
+  }
+}
