@@ -4,6 +4,7 @@ export { JOBS_OPTIONS, DEFAULT_JOBS_PREFIX, redisOptionsFromUrl, type JobsModule
 export { TenantJobProducer, type TenantJobOptions } from './tenant-job.producer';
 export { TenantWorkerHost } from './tenant-worker.host';
 export { TenantJobRunner } from './tenant-job.runner';
-export { parseTenantEnvelope, envelopeFromScope, type TenantEnvelope, type TenantJobData, type JobScope } from './tenant-job.envelope';
+export { parseTenantEnvelope, parseTraceCarrier, envelopeFromScope, TRACE_CARRIER_LIMITS, type TenantEnvelope, type TenantJobData, type JobScope } from './tenant-job.envelope';
 export { SYSTEM_TENANT, SYSTEM_TENANT_ID, SYSTEM_TENANT_LABEL, SystemTenantRunner, isSystemScope } from './system-tenant.scope';
 export { TenantBacklog, JOBS_REDIS, MAX_PRIORITY } from './tenant-backlog.counter';
+export { QueueDepthPublisher } from './queue-depth.publisher';

@@ -1,5 +1,6 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { BullModule } from '@nestjs/bullmq';
+import { DiscoveryModule } from '@nestjs/core';
 import type { QueueOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
@@ -8,12 +9,14 @@ import { JOBS_REDIS, TenantBacklog } from './tenant-backlog.counter';
 import { TenantJobProducer } from './tenant-job.producer';
 import { TenantJobRunner } from './tenant-job.runner';
 import { SystemTenantRunner } from './system-tenant.scope';
+import { QueueDepthPublisher } from './queue-depth.publisher';
 
 /**
  * BullMQ with tenant envelopes. forRoot() once per app (API and worker alike): the shared BullMQ
  * connection and prefix, the producer, the runner behind TenantWorkerHost and the system tenant.
  * registerQueue() in whichever module produces to or processes a queue. Needs STRATA_CONFIG, CLS,
- * the control plane and TenancyModule in the application.
+ * the control plane and TenancyModule in the application. With ObservabilityModule in the app, every
+ * registered queue's depth is published on /metrics (QueueDepthPublisher).
  */
 @Global()
 @Module({})
@@ -22,6 +25,7 @@ export class JobsModule {
     return {
       module: JobsModule,
       imports: [
+        DiscoveryModule,
         BullModule.forRootAsync({
           inject: [STRATA_CONFIG],
           useFactory: (config: StrataConfig): QueueOptions => {
@@ -43,12 +47,16 @@ export class JobsModule {
         TenantJobProducer,
         TenantJobRunner,
         SystemTenantRunner,
+        QueueDepthPublisher,
       ],
       exports: [JOBS_OPTIONS, JOBS_REDIS, TenantBacklog, TenantJobProducer, TenantJobRunner, SystemTenantRunner],
     };
   }
 
-  /** Registers queues by name; they inherit forRoot()'s connection and prefix. */
+  /**
+   * Registers queues by name; they inherit forRoot()'s connection and prefix, and their depth is
+   * published as `strata_queue_depth{queue}` in apps with ObservabilityModule.
+   */
   static registerQueue(...names: string[]): DynamicModule {
     return BullModule.registerQueue(...names.map((name) => ({ name })));
   }

@@ -1,5 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import { envelopeFromScope, parseTenantEnvelope } from './tenant-job.envelope';
+import { envelopeFromScope, parseTenantEnvelope, parseTraceCarrier } from './tenant-job.envelope';
 import { SYSTEM_TENANT, SYSTEM_TENANT_ID } from './system-tenant.scope';
 
 const A = '3f2c1a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b';
@@ -38,5 +38,33 @@ describe('tenant job envelope', () => {
     expect(err).toBeInstanceOf(UnrecoverableError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).toMatch(/TenantJobProducer\.add\(\)/);
+  });
+
+  describe('trace carrier', () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const base = { tenantId: A, tier: 'pool', requestId: 'r-123' };
+
+    it('round-trips traceparent, tracestate and baggage, and nothing else', () => {
+      const trace = { traceparent, tracestate: 'vendor=1', baggage: `tenant.id=${A}` };
+      const env = envelopeFromScope({ tenant, requestId: 'r-123' }, trace);
+      expect(env.trace).toEqual(trace);
+      expect(parse({ envelope: env }).trace).toEqual(trace);
+      expect(parse({ envelope: { ...base, trace: { traceparent, cookie: 'x' } } }).trace).toEqual({ traceparent });
+      // Tracing off: the producer passes nothing and the envelope has no trace field at all.
+      expect(envelopeFromScope({ tenant, requestId: 'r-123' }, {})).not.toHaveProperty('trace');
+    });
+
+    it.each([
+      ['not an object', 'traceparent'],
+      ['an array', [traceparent]],
+      ['a non-string value', { traceparent: 42 }],
+      ['an oversized traceparent', { traceparent: traceparent + 'x'.repeat(100) }],
+      ['oversized baggage', { traceparent, baggage: `k=${'v'.repeat(8200)}` }],
+      ['a control character', { traceparent, baggage: 'a=1\r\nx-injected: 1' }],
+      ['no known key', { foo: 'bar' }],
+    ])('drops a carrier that is %s, and still runs the job as its tenant', (_, trace) => {
+      expect(parseTraceCarrier(trace)).toBeUndefined();
+      expect(parse({ envelope: { ...base, trace } })).toEqual(base);
+    });
   });
 });

@@ -14,6 +14,11 @@ export interface TenantEnvelope {
   userId?: string;
   impersonatedBy?: string;
   system?: true;
+  /**
+   * W3C trace context of the enqueuing code (`traceparent`, `tracestate`, `baggage`), present only
+   * while tracing is on. Observability metadata: never a source of the tenant (tenantId is).
+   */
+  trace?: Record<string, string>;
 }
 
 /** What every tenant job stores in Redis: the envelope beside the handler's own payload. */
@@ -28,7 +33,35 @@ export type JobScope = TenantScope & { impersonatedBy?: string };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOKEN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
-export function envelopeFromScope(scope: JobScope): TenantEnvelope {
+/**
+ * The trace carrier keys kept, with their size bounds: traceparent is 55 characters in version 00
+ * (room left for future versions), tracestate 512 (what W3C asks every vendor to propagate),
+ * baggage 8192 (the W3C baggage limit).
+ */
+export const TRACE_CARRIER_LIMITS: Readonly<Record<string, number>> = Object.freeze({ traceparent: 128, tracestate: 512, baggage: 8192 });
+// Printable ASCII: W3C headers never contain anything else.
+const HEADER_VALUE = /^[\x20-\x7e]*$/;
+
+/**
+ * The trace carrier of an envelope, or undefined when there is none or it is malformed (not an
+ * object, a non-string, oversized or non-printable value, no known key). Malformed carriers are
+ * dropped, not refused: tracing is telemetry, and failing a tenant's job over its telemetry would
+ * lose work. Unknown keys are not copied. Never a source of the tenant (the runner re-sets it).
+ */
+export function parseTraceCarrier(raw: unknown): Record<string, string> | undefined {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const given = raw as Record<string, unknown>;
+  const carrier: Record<string, string> = {};
+  for (const [key, max] of Object.entries(TRACE_CARRIER_LIMITS)) {
+    const v = given[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || v.length > max || !HEADER_VALUE.test(v)) return undefined;
+    carrier[key] = v;
+  }
+  return Object.keys(carrier).length ? carrier : undefined;
+}
+
+export function envelopeFromScope(scope: JobScope, trace?: Record<string, string>): TenantEnvelope {
   return {
     tenantId: scope.tenant.id,
     tier: scope.system ? 'system' : scope.tenant.tier,
@@ -36,6 +69,7 @@ export function envelopeFromScope(scope: JobScope): TenantEnvelope {
     ...(scope.userId ? { userId: scope.userId } : {}),
     ...(scope.impersonatedBy ? { impersonatedBy: scope.impersonatedBy } : {}),
     ...(scope.system ? { system: true as const } : {}),
+    ...(trace && Object.keys(trace).length ? { trace } : {}),
   };
 }
 
@@ -72,5 +106,8 @@ export function parseTenantEnvelope(data: unknown, systemTenantId: string, where
     ...(e.userId ? { userId: e.userId as string } : {}),
     ...(e.impersonatedBy ? { impersonatedBy: e.impersonatedBy as string } : {}),
     ...(system ? { system: true as const } : {}),
+    ...withTrace(parseTraceCarrier(e.trace)),
   };
 }
+
+const withTrace = (trace: Record<string, string> | undefined) => (trace ? { trace } : {});

@@ -3,7 +3,9 @@ import { ModuleRef } from '@nestjs/core';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { BulkJobOptions, Job, JobsOptions, Queue } from 'bullmq';
 import { TenantContext } from '#strata/tenancy';
+import { injectTraceContext } from '#strata/observability';
 import { envelopeFromScope, type TenantJobData } from './tenant-job.envelope';
+import { ATTR_MESSAGING_MESSAGE_ID, traceEnqueue } from './tenant-job.tracing';
 import { TenantBacklog } from './tenant-backlog.counter';
 import { DEFAULT_JOBS_PREFIX } from './jobs.options';
 
@@ -39,17 +41,22 @@ export class TenantJobProducer {
       }
     }
     const q = this.queue(queue);
-    const envelope = envelopeFromScope(scope);
-    const key = this.backlog.key(q.opts.prefix ?? DEFAULT_JOBS_PREFIX, q.name, envelope.tenantId);
-    const priorities = await this.backlog.reserve(key, jobs.length);
-    try {
-      return (await q.addBulk(
-        jobs.map((j, i) => ({ name: j.name, data: { envelope, payload: j.payload }, opts: { ...j.opts, priority: priorities[i] } })),
-      )) as Job<TenantJobData<P>>[];
-    } catch (err) {
-      await this.backlog.settle(key, jobs.length).catch(() => undefined);
-      throw err;
-    }
+    return traceEnqueue(q.name, jobs.length, scope, async (span) => {
+      // With tracing on, the envelope carries this span's traceparent and the tenant's baggage.
+      const envelope = envelopeFromScope(scope, span ? injectTraceContext({}) : undefined);
+      const key = this.backlog.key(q.opts.prefix ?? DEFAULT_JOBS_PREFIX, q.name, envelope.tenantId);
+      const priorities = await this.backlog.reserve(key, jobs.length);
+      try {
+        const added = (await q.addBulk(
+          jobs.map((j, i) => ({ name: j.name, data: { envelope, payload: j.payload }, opts: { ...j.opts, priority: priorities[i] } })),
+        )) as Job<TenantJobData<P>>[];
+        if (span && added.length === 1 && added[0].id) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, added[0].id);
+        return added;
+      } catch (err) {
+        await this.backlog.settle(key, jobs.length).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   private queue(name: string): Queue {

@@ -3,10 +3,12 @@ import { UnrecoverableError, type Job, type Worker } from 'bullmq';
 import { TenantRegistry } from '#strata/control-plane';
 import { toPlacement } from '#strata/auth';
 import { TenantContext } from '#strata/tenancy';
+import { ATTR_TENANT_TIER, tierLabel } from '#strata/observability';
 import { parseTenantEnvelope, type JobScope, type TenantEnvelope } from './tenant-job.envelope';
 import { SYSTEM_TENANT, SYSTEM_TENANT_ID } from './system-tenant.scope';
 import { TenantBacklog } from './tenant-backlog.counter';
 import { DEFAULT_JOBS_PREFIX } from './jobs.options';
+import { traceJob } from './tenant-job.tracing';
 
 /**
  * What happens around every tenant job before and after its handler: validate the envelope, load
@@ -33,17 +35,22 @@ export class TenantJobRunner {
       throw err;
     }
     const key = this.backlog.key(worker.opts.prefix ?? DEFAULT_JOBS_PREFIX, worker.name, envelope.tenantId);
-    let finished = true;
-    try {
-      const scope = await this.scopeFor(envelope, where, acceptsSystemJobs);
-      return await this.context.run(scope, handle);
-    } catch (err) {
-      // A retried job is still in its tenant's backlog; only its last attempt counts it out.
-      finished = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      throw err;
-    } finally {
-      if (finished) await this.backlog.settle(key).catch((e: unknown) => this.logger.warn(`backlog counter ${key}: ${String(e)}`));
-    }
+    // The OTel context (consumer span, baggage) is entered first, the tenant's CLS context inside
+    // it: two separate AsyncLocalStorages, both visible to the handler. A no-op while tracing is off.
+    return traceJob(job, worker.name, envelope, async (span) => {
+      let finished = true;
+      try {
+        const scope = await this.scopeFor(envelope, where, acceptsSystemJobs);
+        span?.setAttribute(ATTR_TENANT_TIER, tierLabel(scope));
+        return await this.context.run(scope, handle);
+      } catch (err) {
+        // A retried job is still in its tenant's backlog; only its last attempt counts it out.
+        finished = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        throw err;
+      } finally {
+        if (finished) await this.backlog.settle(key).catch((e: unknown) => this.logger.warn(`backlog counter ${key}: ${String(e)}`));
+      }
+    });
   }
 
   private async scopeFor(envelope: TenantEnvelope, where: string, acceptsSystemJobs: boolean): Promise<JobScope> {

@@ -1,10 +1,12 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { trace } from '@opentelemetry/api';
+import { context } from '@opentelemetry/api';
 import type { TenantScope } from '#strata/tenancy';
 import { REQUEST_CLS_STORE, type WithClsStore } from './http-observation.keys';
+import { endServerSpan, startServerSpan } from './http-server.span';
 import { MetricsService } from './metrics.service';
-import { currentClsStore, tierLabel } from './tenant-log.fields';
+import { currentClsStore, tenantLogFields } from './tenant-log.fields';
+import { isTracingEnabled } from './tracing';
 
 /** Status recorded when the client went away before the response was written (nginx convention). */
 const CLIENT_CLOSED = 499;
@@ -30,6 +32,11 @@ function handlerRoute(req: Request, mountRoute: ExpressRoute | undefined): strin
  * Measures every request at the response's end, in a middleware rather than an interceptor: an
  * interceptor never sees a request the tenant guard rejected, nor a 404 without a route. It also
  * pins the request's CLS store on the response for the request-completed log line (see keys file).
+ *
+ * With tracing on it opens the request's SERVER span (see http-server.span.ts; there is no HTTP
+ * auto-instrumentation) and runs the rest of the request inside it. nestjs-cls and OpenTelemetry
+ * each keep their own AsyncLocalStorage, so `context.with()` here does not replace the CLS store
+ * the ClsModule middleware entered before us: both are visible down to the handler and its awaits.
  */
 @Injectable()
 export class HttpObservationMiddleware implements NestMiddleware {
@@ -43,15 +50,14 @@ export class HttpObservationMiddleware implements NestMiddleware {
     // Nest mounts middleware as Express routes, so req.route is a middleware's mount right now and
     // stays one when no handler matches; it is replaced only when a controller route runs.
     const mountRoute = req.route as ExpressRoute | undefined;
-    // The HTTP server span, if an OTel SDK with http instrumentation is running (no-op otherwise).
-    // Taken now: at 'finish' the active context is not guaranteed to be the request's.
-    const span = trace.getActiveSpan();
+    // Tracing off: one boolean test, no span or context object.
+    const server = isTracingEnabled() ? startServerSpan(req) : undefined;
     let done = false;
     const observe = () => {
       if (done) return;
       done = true;
-      const scope = (res[REQUEST_CLS_STORE] ?? currentClsStore())?.scope as TenantScope | undefined;
-      if (span && scope) span.setAttributes({ 'tenant.id': scope.tenant.id, 'tenant.tier': tierLabel(scope) });
+      const pinned = res[REQUEST_CLS_STORE] ?? currentClsStore();
+      const scope = pinned?.scope as TenantScope | undefined;
       // Express sets req.route to the matched route's pattern ('/projects/:id'); never the raw URL.
       const route = handlerRoute(req, mountRoute);
       this.metrics.observeHttp({
@@ -61,9 +67,14 @@ export class HttpObservationMiddleware implements NestMiddleware {
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
         scope,
       });
+      if (server) {
+        const requestId = tenantLogFields(pinned).requestId;
+        endServerSpan(server.span, { method: req.method, route, status: res.writableFinished ? res.statusCode : undefined, scope, requestId });
+      }
     };
     res.once('finish', observe);
     res.once('close', observe);
-    next();
+    if (server) context.with(server.context, next);
+    else next();
   }
 }

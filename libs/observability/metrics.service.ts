@@ -17,6 +17,21 @@ export const UNMATCHED_ROUTE = 'unmatched';
 export const TENANT_ERROR_STATUS = 500;
 
 /**
+ * How long a queue-depth probe may take before its queue is left out of the scrape. BullMQ's
+ * connections retry forever while Redis is away, so an unbounded probe would hang /metrics itself.
+ */
+export const QUEUE_PROBE_TIMEOUT_MS = 2000;
+
+function withTimeout(probe: QueueDepthProbe, ms: number): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`queue depth probe timed out after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([Promise.resolve().then(probe), timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
  * Every metric of one application instance, in its own Registry (not prom-client's global one), so
  * several apps in one process — parallel e2e tests, the bench — never collide on a metric name.
  */
@@ -58,7 +73,8 @@ export class MetricsService implements OnModuleDestroy {
 
   /**
    * Lets another lib (jobs) publish a queue's depth, read on every scrape. Returns the unregister
-   * function. A probe that throws leaves its queue out of that scrape rather than failing /metrics.
+   * function. A probe that throws, or takes longer than QUEUE_PROBE_TIMEOUT_MS, leaves its queue
+   * out of that scrape rather than failing (or hanging) /metrics.
    */
   registerQueueDepth(queue: string, probe: QueueDepthProbe): () => void {
     this.queueProbes.set(queue, probe);
@@ -124,13 +140,13 @@ export class MetricsService implements OnModuleDestroy {
     });
     new Gauge({
       name: 'strata_queue_depth',
-      help: 'Jobs waiting per queue, from probes registered with MetricsService.registerQueueDepth().',
+      help: 'Jobs waiting to be processed per queue (waiting, prioritized, delayed), from probes registered with MetricsService.registerQueueDepth().',
       labelNames: ['queue'] as const,
       registers: [this.registry],
       async collect() {
         this.reset();
         const entries = [...probes];
-        const depths = await Promise.allSettled(entries.map(([, probe]) => Promise.resolve().then(probe)));
+        const depths = await Promise.allSettled(entries.map(([, probe]) => withTimeout(probe, QUEUE_PROBE_TIMEOUT_MS)));
         depths.forEach((d, i) => {
           if (d.status === 'fulfilled' && Number.isFinite(d.value)) this.set({ queue: entries[i][0] }, d.value);
         });

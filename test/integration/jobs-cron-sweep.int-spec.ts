@@ -1,21 +1,17 @@
-import { randomBytes } from 'node:crypto';
-import { getQueueToken } from '@nestjs/bullmq';
-import { Test, type TestingModule } from '@nestjs/testing';
+import type { TestingModule } from '@nestjs/testing';
 import type { Job, Queue } from 'bullmq';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { TenantJobData } from '#strata/jobs';
-import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { InvoiceOverdueSweep } from '../../apps/worker/src/invoice-overdue.sweep';
 import { INVOICE_OVERDUE_QUEUE, type InvoiceOverduePayload, type InvoiceOverdueResult } from '../../apps/worker/src/invoice-overdue.constants';
-import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(60_000);
 
-const PREFIX = `strata-test-${randomBytes(4).toString('hex')}`;
-
 describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', () => {
   let fx: TenancyFixture;
+  let worker: TestWorker;
   let mod: TestingModule;
   let queue: Queue;
   const active: Array<{ t: TestTenant; old: number }> = [];
@@ -37,14 +33,13 @@ describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', 
     }
     suspended = await fx.onboard('bridge', 'sweep-suspended');
     await fx.admin.setStatus(suspended.id, 'suspended');
-    mod = await Test.createTestingModule({ imports: [WorkerModule.forRoot(fx.config, { jobs: { prefix: PREFIX } })] }).compile();
-    await mod.init();
-    queue = mod.get<Queue>(getQueueToken(INVOICE_OVERDUE_QUEUE));
+    worker = await startTestWorker(fx.config, { schedule: true });
+    mod = worker.module;
+    queue = worker.queue(INVOICE_OVERDUE_QUEUE);
   });
 
   afterAll(async () => {
-    await mod?.close();
-    await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
+    await worker?.close();
     await fx?.close();
   });
 

@@ -1,18 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { getQueueToken, Processor } from '@nestjs/bullmq';
-import { Test, type TestingModule } from '@nestjs/testing';
-import type { Job, Queue } from 'bullmq';
-import { JobsModule, TenantBacklog, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
+import { Processor } from '@nestjs/bullmq';
+import type { TestingModule } from '@nestjs/testing';
+import type { Job } from 'bullmq';
+import { TenantBacklog, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
 import { TenantContext } from '#strata/tenancy';
-import { WorkerModule } from '../../apps/worker/src/worker.module';
-import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(60_000);
 
 const QUEUE = 'jobs-test-fair';
-const PREFIX = `strata-test-${randomBytes(4).toString('hex')}`;
 /**
  * The big tenant's backlog. The issue's scenario is 10,000 queued jobs; 2,000 keeps CI fast and
  * shows the same thing, because priorities depend on a tenant's position in its own backlog, not
@@ -45,6 +42,7 @@ class CountingProcessor extends TenantWorkerHost<{ n: number }, void> {
 
 describe('jobs: per-tenant fairness (priority = position in the tenant\'s backlog)', () => {
   let fx: TenancyFixture;
+  let worker: TestWorker;
   let mod: TestingModule;
   let a: TestTenant;
   let b: TestTenant;
@@ -55,21 +53,12 @@ describe('jobs: per-tenant fairness (priority = position in the tenant\'s backlo
     b = await fx.onboard('bridge', 'fair-small');
     CountingProcessor.big = a.id;
     CountingProcessor.small = b.id;
-    mod = await Test.createTestingModule({
-      imports: [
-        WorkerModule.forRoot(fx.config, {
-          jobs: { prefix: PREFIX },
-          schedule: false,
-          extra: { imports: [JobsModule.registerQueue(QUEUE)], providers: [CountingProcessor] },
-        }),
-      ],
-    }).compile();
-    await mod.init();
+    worker = await startTestWorker(fx.config, { queues: [QUEUE], providers: [CountingProcessor] });
+    mod = worker.module;
   });
 
   afterAll(async () => {
-    await mod?.close();
-    await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
+    await worker?.close();
     await fx?.close();
   });
 
@@ -77,8 +66,8 @@ describe('jobs: per-tenant fairness (priority = position in the tenant\'s backlo
     const producer = mod.get(TenantJobProducer);
     const ctx = mod.get(TenantContext);
     const backlog = mod.get(TenantBacklog);
-    const queue = mod.get<Queue>(getQueueToken(QUEUE));
-    const bigKey = backlog.key(PREFIX, QUEUE, a.id);
+    const queue = worker.queue(QUEUE);
+    const bigKey = backlog.key(worker.prefix, QUEUE, a.id);
 
     const bigJobs = await ctx.run({ tenant: a.placement }, () =>
       producer.addBulk(QUEUE, Array.from({ length: BIG_BACKLOG }, (_, n) => ({ name: 'work', payload: { n } }))),
@@ -108,6 +97,6 @@ describe('jobs: per-tenant fairness (priority = position in the tenant\'s backlo
     expect(bigDoneAtSmallFinish).toBeLessThan(BIG_BACKLOG / 4);
     expect(bigStillQueued).toBeGreaterThan(0);
     expect(bigWaiting).toBeGreaterThan(0);
-    expect(await backlog.count(backlog.key(PREFIX, QUEUE, b.id))).toBe(0);
+    expect(await backlog.count(backlog.key(worker.prefix, QUEUE, b.id))).toBe(0);
   });
 });

@@ -1,19 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { getQueueToken, Processor } from '@nestjs/bullmq';
-import { Test, type TestingModule } from '@nestjs/testing';
+import { Processor } from '@nestjs/bullmq';
+import type { TestingModule } from '@nestjs/testing';
 import type { Job, Queue } from 'bullmq';
 import { InvoicesService } from '#strata/invoices';
-import { JobsModule, SystemTenantRunner, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
+import { SystemTenantRunner, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
 import { MissingTenantContextError, TenantConnectionManager, TenantContext } from '#strata/tenancy';
-import { WorkerModule } from '../../apps/worker/src/worker.module';
-import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, rejectionOf, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(60_000);
 
 const QUEUE = 'jobs-test-echo';
-const PREFIX = `strata-test-${randomBytes(4).toString('hex')}`;
 
 interface Seen {
   jobId: string;
@@ -55,6 +52,7 @@ class EchoProcessor extends TenantWorkerHost<{ number: string }, string> {
 
 describe('jobs: tenant context across the worker boundary (real Redis + Postgres)', () => {
   let fx: TenancyFixture;
+  let worker: TestWorker;
   let mod: TestingModule;
   let producer: TenantJobProducer;
   let ctx: TenantContext;
@@ -64,24 +62,15 @@ describe('jobs: tenant context across the worker boundary (real Redis + Postgres
   beforeAll(async () => {
     fx = await createTenancyFixture();
     for (const tier of ['pool', 'bridge', 'silo', 'pool', 'bridge', 'silo'] as const) tenants.push(await fx.onboard(tier, `job-${tier}`));
-    mod = await Test.createTestingModule({
-      imports: [
-        WorkerModule.forRoot(fx.config, {
-          jobs: { prefix: PREFIX },
-          schedule: false,
-          extra: { imports: [JobsModule.registerQueue(QUEUE)], providers: [EchoProcessor] },
-        }),
-      ],
-    }).compile();
-    await mod.init();
+    worker = await startTestWorker(fx.config, { queues: [QUEUE], providers: [EchoProcessor] });
+    mod = worker.module;
     producer = mod.get(TenantJobProducer);
     ctx = mod.get(TenantContext);
-    queue = mod.get<Queue>(getQueueToken(QUEUE));
+    queue = worker.queue(QUEUE);
   });
 
   afterAll(async () => {
-    await mod?.close();
-    await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
+    await worker?.close();
     await fx?.close();
   });
 

@@ -1,12 +1,15 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
+import { startTracing, TracingShutdownModule } from '#strata/observability';
 import { bootstrapDatabase, bootstrapOptionsFrom, checkFleetGuardrails, runFleet } from '#strata/migrator';
 import { createApp } from './app.factory';
 import { startEmbeddedPostgres } from './embedded-database';
 import { printDemoHelp, seedDemo } from './demo-seed';
 
 async function main(): Promise<void> {
+  // First: off (a no-op) unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.
+  const stopTracing = startTracing({ serviceName: 'strata-api' });
   const logger = new Logger('Strata');
   let embedded: { stop: () => Promise<void> } | undefined;
   if (!process.env.DATABASE_URL) {
@@ -30,7 +33,8 @@ async function main(): Promise<void> {
     throw new Error(`${violations.length} RLS guardrail violation(s); fix them or set RLS_GUARDRAILS=warn`);
   }
 
-  const app = await createApp(config);
+  // Spans are flushed on shutdown, after Nest closed the HTTP server (every request span has ended).
+  const app = await createApp(config, { extra: { imports: [TracingShutdownModule.forRoot(stopTracing)] } });
   if (embedded) {
     const stop = embedded.stop;
     app.enableShutdownHooks();

@@ -1,9 +1,9 @@
 import { Processor } from '@nestjs/bullmq';
 import type { Job } from 'bullmq';
 import { Logger } from '@nestjs/common';
-import { Invoice } from '#strata/invoices';
+import { InvoicesService } from '#strata/invoices';
 import { TenantWorkerHost, type TenantJobData } from '#strata/jobs';
-import { TenantConnectionManager, TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy';
 import {
   INVOICE_OVERDUE_CONCURRENCY,
   INVOICE_OVERDUE_QUEUE,
@@ -12,8 +12,8 @@ import {
 } from './invoice-overdue.constants';
 
 /**
- * One tenant's overdue count, in that tenant's context (TenantWorkerHost re-entered it): the
- * query runs in a tenant transaction like any HTTP use case, on whichever tier the tenant lives.
+ * One tenant's overdue count, in that tenant's context (TenantWorkerHost re-entered it): the same
+ * InvoicesService use case an HTTP handler would call, on whichever tier the tenant lives.
  * The count is the job's return value (BullMQ keeps it on the completed job) and a log line.
  */
 @Processor(INVOICE_OVERDUE_QUEUE, { concurrency: INVOICE_OVERDUE_CONCURRENCY })
@@ -21,7 +21,7 @@ export class InvoiceOverdueProcessor extends TenantWorkerHost<InvoiceOverduePayl
   private readonly logger = new Logger('InvoiceOverdue');
 
   constructor(
-    private readonly connections: TenantConnectionManager,
+    private readonly invoices: InvoicesService,
     private readonly context: TenantContext,
   ) {
     super();
@@ -32,14 +32,7 @@ export class InvoiceOverdueProcessor extends TenantWorkerHost<InvoiceOverduePayl
     const cutoff = new Date(Date.parse(asOf) - olderThanDays * 86_400_000);
     if (Number.isNaN(cutoff.getTime())) throw new Error(`invalid asOf ${JSON.stringify(asOf)}`);
     const tenant = this.context.tenant;
-    // Served by the (tenant_id, created_at DESC, id DESC) index; tenant_id named explicitly, RLS second.
-    const overdue = await this.connections.transaction((em) =>
-      em
-        .createQueryBuilder(Invoice, 'invoice')
-        .where('invoice.tenantId = :tenantId', { tenantId: tenant.id })
-        .andWhere('invoice.createdAt < :cutoff', { cutoff })
-        .getCount(),
-    );
+    const overdue = await this.invoices.countCreatedBefore(cutoff);
     this.logger.log(`tenant ${tenant.slug}: ${overdue} invoice(s) older than ${olderThanDays} days`);
     return { tenantId: tenant.id, overdue, cutoff: cutoff.toISOString() };
   }

@@ -1,9 +1,10 @@
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Logger } from '@nestjs/common';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadStrataConfig } from '#strata/common';
+import { startTracing, type StopTracing } from '#strata/observability';
 import { WorkerModule } from './worker.module';
 
 /**
@@ -25,14 +26,35 @@ function useEmbeddedDefaults(logger: Logger): void {
   logger.log(`DATABASE_URL is unset: using the embedded PostgreSQL on 127.0.0.1:${port} (started by npm start)`);
 }
 
+/**
+ * Shutdown: close the app (BullMQ workers wait for their active jobs), then flush the spans those
+ * jobs ended, then die of the signal as Nest's own shutdown hooks would. A shutdown hook would not
+ * reliably flush last: Nest orders hooks by module distance, and a module added through `extra`
+ * can run before BullMQ closes its workers. A second signal during shutdown kills the process at once.
+ */
+function shutDownOnSignals(app: INestApplicationContext, stopTracing: StopTracing, logger: Logger): void {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.log(`${signal}: closing (active jobs finish first)`);
+      void app
+        .close()
+        .catch((err: unknown) => logger.error(`shutdown failed: ${String(err)}`))
+        .finally(() => stopTracing().catch(() => undefined))
+        .finally(() => process.kill(process.pid, signal));
+    });
+  }
+}
+
 async function main(): Promise<void> {
+  // First: off (a no-op) unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.
+  const stopTracing = startTracing({ serviceName: 'strata-worker' });
   const logger = new Logger('StrataWorker');
   useEmbeddedDefaults(logger);
   const config = loadStrataConfig(process.env);
   // JOBS_PREFIX (default `strata`) namespaces every BullMQ key, so environments can share a Redis.
   // Migrations and RLS guardrails belong to the API's startup and the migrate CLI, not here.
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { jobs: { prefix: process.env.JOBS_PREFIX || undefined } }), { logger: ['log', 'error', 'warn', 'fatal'] });
-  app.enableShutdownHooks();
+  shutDownOnSignals(app, stopTracing, logger);
   logger.log(`worker running (Redis ${config.redisUrl ?? 'redis://127.0.0.1:6379'})`);
 }
 
