@@ -34,10 +34,23 @@ export function redisOptionsFromUrl(url: string): RedisOptions {
   };
 }
 
+const PREFIX = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * JOBS_PREFIX, read by every process that touches the queues: the API producing under one prefix
+ * while the worker consumes another would strand every job without an error anywhere.
+ */
+export function jobsPrefixFrom(env: NodeJS.ProcessEnv): string {
+  const raw = env.JOBS_PREFIX?.trim();
+  if (!raw) return DEFAULT_JOBS_PREFIX;
+  if (!PREFIX.test(raw)) throw new Error(`config: JOBS_PREFIX must match ${PREFIX.source}, got ${JSON.stringify(env.JOBS_PREFIX)}`);
+  return raw;
+}
+
 export function resolveJobsOptions(options: JobsModuleOptions, redisUrl: string | undefined): ResolvedJobsOptions {
   const connection =
     typeof options.connection === 'object'
       ? { maxRetriesPerRequest: null, ...options.connection }
       : redisOptionsFromUrl(options.connection ?? redisUrl ?? DEFAULT_REDIS_URL);
-  return { connection, prefix: options.prefix ?? DEFAULT_JOBS_PREFIX };
+  return { connection, prefix: options.prefix ?? jobsPrefixFrom(process.env) };
 }

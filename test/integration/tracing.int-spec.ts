@@ -8,7 +8,7 @@ import type { Job } from 'bullmq';
 import request from 'supertest';
 import { JwtService } from '#strata/auth';
 import type { Tier } from '#strata/control-plane';
-import { JobsModule, TenantJobProducer, TenantWorkerHost, type TenantEnvelope, type TenantJobData } from '#strata/jobs';
+import { JOBS_OPTIONS, JobsModule, TenantJobProducer, TenantWorkerHost, type ResolvedJobsOptions, type TenantEnvelope, type TenantJobData } from '#strata/jobs';
 import { injectTraceContext, startTracing, type StopTracing } from '#strata/observability';
 import { TenantContext } from '#strata/tenancy';
 import { createApp } from '../../apps/api/src/app.factory';
@@ -130,8 +130,8 @@ describe('tracing: tenant on server spans, W3C context into jobs and outbound ca
     http = () => request(app.getHttpServer());
     const adminToken = await app.get(JwtService).signPlatformToken('test-operator');
     for (const tier of ['pool', 'bridge', 'silo'] as const) tenants[tier] = await onboard(adminToken, `tr${tier}`, tier);
-    // Jobs-only worker on the API's prefix, consuming nothing but the test's queue.
-    worker = await startTestWorker(config, { prefix: 'strata', jobsOnly: true, queues: [QUEUE], providers: [TraceEchoProcessor] });
+    // Jobs-only worker on the API's prefix (this run's JOBS_PREFIX), consuming nothing but the test's queue.
+    worker = await startTestWorker(config, { prefix: app.get<ResolvedJobsOptions>(JOBS_OPTIONS).prefix, jobsOnly: true, queues: [QUEUE], providers: [TraceEchoProcessor] });
   });
 
   afterAll(async () => {

@@ -41,4 +41,7 @@ export default async function globalSetup(): Promise<void> {
   const file = join(tmpdir(), `strata-test-run-${runId}.json`);
   writeFileSync(file, JSON.stringify(info));
   process.env.STRATA_TEST_RUN_INFO = file;
+  // Every API a test starts enqueues under this run's own BullMQ prefix (dropped in teardown), so
+  // concurrent runs never see each other's jobs and nothing is left in Redis.
+  process.env.JOBS_PREFIX = `strata-test-${runId}`;
 }

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { Client, escapeIdentifier } from 'pg';
 import { runInfo } from './test-env';
+import { dropRedisPrefix } from './redis-prefix';
 
 /** Drops everything this run created: clones, silo databases, the template, the app role. */
 export default async function globalTeardown(): Promise<void> {
@@ -15,6 +16,7 @@ export default async function globalTeardown(): Promise<void> {
     );
     for (const { datname } of dbs.rows) await admin.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(datname)} WITH (FORCE)`);
     for (const role of [info.appRole, `${info.appRole}_control`]) await admin.query(`DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
+    await dropRedisPrefix(process.env.TEST_REDIS_URL, `strata-test-${info.runId}`).catch(() => undefined);
   } finally {
     await admin.end();
     rmSync(process.env.STRATA_TEST_RUN_INFO, { force: true });

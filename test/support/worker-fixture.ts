@@ -14,7 +14,7 @@ import { dropRedisPrefix } from './redis-prefix';
 export interface TestWorkerOptions {
   /**
    * BullMQ key prefix. Default: a fresh `strata-test-…`, dropped whole from Redis by close(). A
-   * prefix you pass is shared (the API's default `strata`), so close() drops only `queues`' keys,
+   * prefix you pass is shared (the API's: JOBS_PREFIX, per test run), so close() drops only `queues`' keys,
    * and it needs `jobsOnly`: the full worker would consume other processes' real queues there.
    */
   prefix?: string;

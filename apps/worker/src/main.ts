@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const config = loadStrataConfig(process.env);
   // JOBS_PREFIX (default `strata`) namespaces every BullMQ key, so environments can share a Redis.
   // Migrations and RLS guardrails belong to the API's startup and the migrate CLI, not here.
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { jobs: { prefix: process.env.JOBS_PREFIX || undefined } }), { logger: ['log', 'error', 'warn', 'fatal'] });
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: ['log', 'error', 'warn', 'fatal'] });
   shutDownOnSignals(app, stopTracing, logger);
   logger.log(`worker running (Redis ${config.redisUrl ?? 'redis://127.0.0.1:6379'})`);
 }
