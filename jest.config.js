@@ -5,7 +5,7 @@ const base = {
   testEnvironment: 'node',
   transform: { '^.+\\.(t|j|mj)s$': ['@swc/jest', { ...swcConfig, swcrc: false }] },
   // Nest 12 and some of its deps ship ESM only; let swc turn them into CJS for jest's module system.
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer|jose)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer|jose|content-type|content-disposition)/)'],
   moduleNameMapper: { '^#strata/(.*)$': '<rootDir>/libs/$1/index.ts' },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
 };

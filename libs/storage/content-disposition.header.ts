@@ -1,18 +1,11 @@
-// RFC 8187 attr-char: what may stay unencoded in filename*=UTF-8''…
-const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/;
+import { create } from 'content-disposition';
 
 /**
- * `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): the quoted ASCII fallback for old
- * clients, the percent-encoded UTF-8 name for everyone else. The name never reaches the header
- * raw, so quotes, CR/LF and non-ASCII cannot split or spoof it.
+ * `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266/8187) by jshttp's content-disposition
+ * (what Express's res.attachment() uses): a quoted fallback for old clients, the percent-encoded
+ * UTF-8 name for everyone else, so quotes, CR/LF and non-ASCII cannot split or spoof the header.
+ * An empty name still gets a filename, so browsers never guess one from the URL.
  */
 export function attachmentDisposition(filename: string): string {
-  const fallback = filename.normalize('NFKD').replace(/\p{M}/gu, '').replace(/[^\x20-\x7e]|["\\%]/g, '_') || 'download';
-  let encoded = '';
-  for (const char of filename) {
-    encoded += ATTR_CHAR.test(char)
-      ? char
-      : Array.from(Buffer.from(char, 'utf8'), (b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
-  }
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+  return create(filename || 'download', { type: 'attachment' });
 }

@@ -1,3 +1,4 @@
+import { parse as parseDisposition } from 'content-disposition';
 import { HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,7 +84,7 @@ describe('files over HTTP (S3 driver against s3rver)', () => {
     expect(download.status).toBe(200);
     expect(await download.text()).toBe('presigned bytes');
     expect(download.headers.get('content-type')).toBe('text/plain');
-    expect(download.headers.get('content-disposition')).toBe(`attachment; filename="Marz.txt"; filename*=UTF-8''M%C3%A4rz.txt`);
+    expect(parseDisposition(download.headers.get('content-disposition') ?? '')).toEqual({ type: 'attachment', parameters: { filename: 'März.txt' } });
   });
 
   it('streams the content from the bucket through the API', async () => {
