@@ -1,6 +1,7 @@
 // Public API of libs/webhooks. The API and the worker mount WebhooksModule; the worker also
 // registers WebhookDeliveryProcessor, WebhookRelayProcessor and the relay queue (its cron fans
-// relay jobs out per tenant). Receivers' code (and tests) verify with verifyWebhookSignature.
+// relay jobs out per tenant). Deliveries are signed per Standard Webhooks (package standardwebhooks);
+// receivers' code (and tests) verify with verifyWebhook or the spec's official library directly.
 export { WebhooksModule } from './webhooks.module';
 export { WebhooksService } from './webhooks.service';
 export { WebhookDeliveryProcessor } from './webhook-delivery.processor';
@@ -8,12 +9,15 @@ export { WebhookRelayProcessor } from './webhook-relay.processor';
 export { WebhookOutboxRelay, type WebhookRelayResult, type WebhookRelayPayload } from './webhook-outbox.relay';
 export { WebhookDeliveryService, type WebhookEvent, type WebhookDeliveryResult } from './webhook-delivery.service';
 export {
-  verifyWebhookSignature,
-  signWebhookPayload,
+  signWebhook,
+  verifyWebhook,
+  InvalidWebhookSecretError,
+  WEBHOOK_ID_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
   WEBHOOK_SIGNATURE_HEADER,
-  WEBHOOK_EVENT_ID_HEADER,
-  DEFAULT_SIGNATURE_TOLERANCE_SECONDS,
-  type VerifyWebhookSignatureOptions,
+  WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS,
+  type WebhookSignatureHeaders,
+  type ReceivedWebhookHeaders,
 } from './webhook.signature';
 export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WEBHOOK_RELAY_JOB, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
 export type { WebhookDeliveryPayload } from './webhook.outbox';

@@ -8,7 +8,7 @@ import type { WebhookEndpoint } from './webhook-endpoint.entity';
 import { WebhookDeliveriesRepository } from './webhook-deliveries.repository';
 import { WebhookEgress } from './webhook-egress.dispatcher';
 import { WebhookEndpointsRepository } from './webhook-endpoints.repository';
-import { signWebhookPayload, WEBHOOK_EVENT_ID_HEADER, WEBHOOK_SIGNATURE_HEADER } from './webhook.signature';
+import { InvalidWebhookSecretError, signWebhook, type WebhookSignatureHeaders } from './webhook.signature';
 import { WEBHOOKS_OPTIONS, type WebhooksOptions } from './webhooks.options';
 
 /** The JSON body of every webhook request. */
@@ -114,15 +114,23 @@ export class WebhookDeliveryService {
       data: delivery.payload,
     };
     const body = JSON.stringify(event);
+    let signed: WebhookSignatureHeaders;
+    try {
+      // Standard Webhooks headers. webhook-id is the event id, the same on every attempt (receivers
+      // deduplicate on it); webhook-timestamp is now: signed per attempt, so a retry hours later
+      // still passes the receiver's replay window.
+      signed = signWebhook(endpoint.secret, delivery.eventId, body);
+    } catch (err) {
+      // A secret the spec's libraries cannot decode stays undecodable: no request, no retries.
+      if (err instanceof InvalidWebhookSecretError) {
+        return { ok: false, permanent: true, statusCode: null, error: `${err.message}; register a new endpoint` };
+      }
+      throw err;
+    }
     try {
       const res = await this.http.fetch(endpoint.url, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [WEBHOOK_EVENT_ID_HEADER]: delivery.eventId,
-          // Signed per attempt: a retry hours later still passes the receiver's replay window.
-          [WEBHOOK_SIGNATURE_HEADER]: signWebhookPayload(body, endpoint.secret),
-        },
+        headers: { 'content-type': 'application/json', ...signed },
         body,
         redirect: 'manual',
         timeoutMs: this.options.timeoutMs,

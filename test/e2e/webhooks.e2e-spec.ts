@@ -20,7 +20,8 @@ describe('webhook endpoints over HTTP', () => {
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       url: 'https://hooks.example.com/strata?token=abc',
       events: ['invoice.created'],
-      secret: expect.stringMatching(/^whsec_[A-Za-z0-9_-]{43}$/),
+      // Standard Webhooks: whsec_ + 32 random bytes in standard base64.
+      secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/),
       createdAt: expect.any(String),
     });
     const got = await t.http().get(`/webhooks/${created.body.id}`).set(as(owner)).expect(200);

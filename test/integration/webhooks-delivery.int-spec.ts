@@ -5,10 +5,11 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { Queue } from 'bullmq';
 import { escapeIdentifier } from 'pg';
+import { WebhookVerificationError } from 'standardwebhooks';
 import { InvoicesService } from '#strata/invoices';
 import { TenantConnectionManager, TenantContext } from '#strata/tenancy';
 import {
-  verifyWebhookSignature,
+  verifyWebhook,
   WEBHOOK_DELIVERY_QUEUE,
   WebhooksService,
   type RegisteredWebhookView,
@@ -18,7 +19,7 @@ import {
 import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, rejectionOf, sleep, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
-import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+import { startWebhookReceiver, verifyAsReceiver, type ReceivedRequest, type WebhookReceiver } from '../support/webhook-receiver';
 
 jest.setTimeout(60_000);
 
@@ -98,6 +99,14 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
     );
     return Number(row.n);
   };
+  /** Standard Webhooks headers only: the event id, this attempt's time (whole seconds), one v1 signature. */
+  const expectStandardHeaders = (req: ReceivedRequest, eventId: string) => {
+    expect(req.headers['webhook-id']).toBe(eventId);
+    expect(req.headers['webhook-timestamp']).toMatch(/^\d+$/);
+    expect(Math.abs(Number(req.headers['webhook-timestamp']) - Math.floor(req.receivedAt / 1000))).toBeLessThanOrEqual(1);
+    expect(req.headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    expect(Object.keys(req.headers).filter((h) => h.startsWith('strata-'))).toEqual([]);
+  };
   const jobCount = async () => Object.values(await queue.getJobCounts()).reduce((a, b) => a + b, 0);
 
   it.each(['pool', 'bridge', 'silo'] as const)(
@@ -122,11 +131,15 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
       expect(req.headers['x-tenant-id']).toBe(a.id);
       // The request id of the API call that created the invoice, carried through the job envelope.
       expect(req.headers['x-request-id']).toBe(requestId);
-      expect(verifyWebhookSignature(req.body, req.headers['strata-signature'] as string, endpointA.secret)).toBe(true);
-      expect(verifyWebhookSignature(req.body, req.headers['strata-signature'] as string, endpointB.secret)).toBe(false);
-      const event = JSON.parse(req.body) as WebhookEvent<Record<string, unknown>>;
+      // Verified as a receiver does, with the official library, and with our wrapper.
+      const event = verifyAsReceiver(req, endpointA.secret) as WebhookEvent<Record<string, unknown>>;
+      expect(event).toEqual(JSON.parse(req.body));
+      expect(() => verifyAsReceiver(req, endpointB.secret)).toThrow(WebhookVerificationError);
+      expect(verifyWebhook(req.body, req.headers, endpointA.secret)).toBe(true);
+      expect(verifyWebhook(req.body, req.headers, endpointB.secret)).toBe(false);
+      expectStandardHeaders(req, event.id);
       expect(event).toEqual({
-        id: req.headers['strata-event-id'],
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
         type: 'invoice.created',
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         data: { id: invoice.id, number: `INV-${tier}-1`, amount: 4200, currency: 'EUR', createdAt: invoice.createdAt.toISOString() },
@@ -141,7 +154,8 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
       await waitFor(() => rb.received.length, (n) => n >= 1, 10_000);
       await sleep(200);
       expect(rb.received.map((r) => r.headers['x-tenant-id'])).toEqual([b.id]);
-      expect(verifyWebhookSignature(rb.received[0].body, rb.received[0].headers['strata-signature'] as string, endpointB.secret)).toBe(true);
+      expect(verifyAsReceiver(rb.received[0], endpointB.secret)).toMatchObject({ type: 'invoice.created', data: { number: `INV-${tier}-2` } });
+      expect(() => verifyAsReceiver(rb.received[0], endpointA.secret)).toThrow(WebhookVerificationError);
       expect(ra.received).toHaveLength(1);
     },
   );
@@ -155,8 +169,12 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
     const [delivery] = await waitFor(() => deliveriesOf(t, endpoint.id), (d) => d[0]?.status === 'delivered', 15_000);
     expect(delivery).toMatchObject({ status: 'delivered', attempts: 3, lastStatusCode: 200, lastError: null });
     expect(flaky.received).toHaveLength(3);
-    expect(new Set(flaky.received.map((r) => r.headers['strata-event-id']))).toEqual(new Set([delivery.eventId]));
-    for (const r of flaky.received) expect(verifyWebhookSignature(r.body, r.headers['strata-signature'] as string, endpoint.secret)).toBe(true);
+    // One webhook-id on every attempt (receivers deduplicate on it), each attempt signed when sent.
+    expect(new Set(flaky.received.map((r) => r.headers['webhook-id']))).toEqual(new Set([delivery.eventId]));
+    for (const r of flaky.received) {
+      expectStandardHeaders(r, delivery.eventId);
+      expect(verifyAsReceiver(r, endpoint.secret)).toMatchObject({ id: delivery.eventId, type: 'invoice.created' });
+    }
   });
 
   it('gives up at once on a 4xx the receiver means (410), and after the last attempt on a receiver that keeps failing', async () => {
@@ -203,6 +221,23 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
     expect(await countRows(t, 'invoices', `number IN ('INV-rolled-back', 'FAIL-listener')`)).toBe(0);
     expect(await countRows(t, 'webhook_deliveries')).toBe(deliveriesBefore);
     expect(await jobCount()).toBe(jobsBefore);
+    expect(r.received).toHaveLength(0);
+  });
+
+  it('fails a delivery at once, without sending it, when its endpoint secret is no Standard Webhooks key', async () => {
+    const t = tenants.silo[1];
+    const r = await receiver('bad-secret');
+    const endpoint = await register(t, r.url);
+    // A base64url secret (the format before Standard Webhooks): '-' and '_' are not standard base64.
+    await fx.ownerQuery(
+      `UPDATE ${escapeIdentifier(t.schema)}.webhook_endpoints SET secret = $2 WHERE tenant_id = $1 AND id = $3`,
+      [t.id, `whsec_${'-_'.repeat(21)}ab`, endpoint.id],
+      t.database,
+    );
+    await createInvoice(t, 'INV-bad-secret');
+    const [delivery] = await waitFor(() => deliveriesOf(t, endpoint.id), (d) => d[0]?.status === 'failed', 10_000);
+    expect(delivery).toMatchObject({ status: 'failed', attempts: 1, lastStatusCode: null, lastError: expect.stringMatching(/^webhook secret is not a whsec_ base64 key: .*; register a new endpoint$/) });
+    await sleep(200);
     expect(r.received).toHaveLength(0);
   });
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 
 export interface ReceivedRequest {
   method: string;
@@ -7,6 +8,8 @@ export interface ReceivedRequest {
   headers: IncomingHttpHeaders;
   /** The raw body, exactly as sent (what a receiver must verify). */
   body: string;
+  /** When the request ended, ms since the epoch. */
+  receivedAt: number;
 }
 
 export interface WebhookReceiver {
@@ -30,7 +33,7 @@ export async function startWebhookReceiver(name = 'receiver'): Promise<WebhookRe
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() });
       const status = queue.length ? queue.shift()! : fallback;
       const timer = setTimeout(() => res.writeHead(status, { 'content-type': 'text/plain' }).end(String(status)), delayMs);
       res.on('close', () => clearTimeout(timer));
@@ -54,4 +57,13 @@ export async function startWebhookReceiver(name = 'receiver'): Promise<WebhookRe
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * What a receiver does, with the official Standard Webhooks library and nothing of ours: verify the
+ * raw body against the request's headers with the endpoint's secret. Returns the parsed event;
+ * throws the library's WebhookVerificationError when the request is not authentic or is stale.
+ */
+export function verifyAsReceiver(req: ReceivedRequest, secret: string): unknown {
+  return new Webhook(secret).verify(req.body, req.headers as Record<string, string>);
 }
