@@ -1,14 +1,8 @@
 import { Controller, Get, Param } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { randomUUID } from 'node:crypto';
 import { PinoLogger } from 'nestjs-pino';
-import request from 'supertest';
-import { JwtService } from '#strata/auth';
-import type { Tier } from '#strata/control-plane';
 import { MetricsService, setObservabilityDefaults } from '#strata/observability';
-import { createApp } from '../../apps/api/src/app.factory';
-import { testConfig } from '../support/test-config';
-import { createTestDatabase, uniqueSlug, type TestDatabase } from '../support/test-database';
+import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 
 type Line = Record<string, any>;
 
@@ -30,64 +24,31 @@ class ProbeController {
   }
 }
 
-interface Tenant {
-  id: string;
-  slug: string;
-  tier: Tier;
-  name: string;
-  email: string;
-  password: string;
-  token: string;
-}
+type Tenant = OnboardedTenant;
 
 describe('observability: tenant-aware logs and /metrics', () => {
   const lines: Line[] = [];
   const sink = { write: (s: string) => void lines.push(JSON.parse(s)) };
-  let app: NestExpressApplication;
-  let db: TestDatabase;
-  let http: () => ReturnType<typeof request>;
+  let t: TestApp;
+  const http = () => t.http();
   let pool: Tenant;
   let bridge: Tenant;
   let silo: Tenant;
 
-  // startTestApp cannot take extra imports yet, so this mirrors it with the module mounted.
-  async function onboard(adminToken: string, base: string, tier: Tier): Promise<Tenant> {
-    const slug = uniqueSlug(base);
-    const admin = { authorization: `Bearer ${adminToken}` };
-    const created = await http().post('/admin/tenants').set(admin).send({ slug, name: `${base} inc`, tier }).expect(201);
-    const email = `owner@${slug}.test`;
-    const password = 'correct-horse-battery';
-    await http().post(`/admin/tenants/${created.body.id}/users`).set(admin).send({ email, password, role: 'owner' }).expect(201);
-    const login = await http().post('/auth/login').set('X-Tenant', slug).send({ email, password }).expect(200);
-    return { id: created.body.id, slug, tier, name: `${base} inc`, email, password, token: login.body.access_token };
-  }
-
-  const as = (t: Tenant, path: string, requestId = `rq-${randomUUID()}`) =>
-    http().get(path).set('X-Tenant', t.slug).set('authorization', `Bearer ${t.token}`).set('X-Request-Id', requestId);
+  const as = (who: Tenant, path: string, requestId = `rq-${randomUUID()}`) =>
+    http().get(path).set('X-Tenant', who.slug).set('authorization', `Bearer ${who.token}`).set('X-Request-Id', requestId);
 
   const completed = (requestId: string) => lines.find((l) => l.requestId === requestId && l.res);
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    // Process-wide defaults, so this keeps capturing once AppModule imports ObservabilityModule
-    // itself; then drop the module from `imports` below (the probe controller stays).
+    // Process-wide defaults: AppModule's ObservabilityModule picks them up, so its lines land here.
     setObservabilityDefaults({ level: 'info', destination: sink });
-    app = await createApp(testConfig(db), {
-      logger: ['fatal'],
-      extra: { controllers: [ProbeController] },
-    });
-    // What createApp should do once the module is in AppModule: Nest's own Logger goes through pino.
-    await app.init();
-    http = () => request(app.getHttpServer());
-    const adminToken = await app.get(JwtService).signPlatformToken('test-operator');
-    pool = await onboard(adminToken, 'obspool', 'pool');
-    bridge = await onboard(adminToken, 'obsbridge', 'bridge');
-    silo = await onboard(adminToken, 'obssilo', 'silo');
+    t = await startTestApp({}, { logger: ['fatal'], extra: { controllers: [ProbeController] } });
+    pool = await t.onboard('obspool', 'pool');
+    bridge = await t.onboard('obsbridge', 'bridge');
+    silo = await t.onboard('obssilo', 'silo');
   });
-  afterAll(async () => {
-    await app?.close();
-    await db?.drop();
-  });
+  afterAll(() => t?.close());
 
   it('stamps a tenant request line with its tenant and request id, and never with credentials or emails', async () => {
     const requestId = `rq-${randomUUID()}`;
@@ -154,8 +115,8 @@ describe('observability: tenant-aware logs and /metrics', () => {
       await as(bridge, '/obs-probe/boom').expect(500);
       await http().get('/projects').set('X-Tenant', pool.slug).expect(401);
       await http().get(`/no-such-route/${id}`).expect(404);
-      app.get(MetricsService).registerQueueDepth('invoices', async () => 7);
-      app.get(MetricsService).registerQueueDepth('broken', async () => {
+      t.app.get(MetricsService).registerQueueDepth('invoices', async () => 7);
+      t.app.get(MetricsService).registerQueueDepth('broken', async () => {
         throw new Error('redis down');
       });
       const res = await http().get('/metrics').expect(200);

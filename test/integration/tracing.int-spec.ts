@@ -1,25 +1,20 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Controller, Get, Injectable, Post } from '@nestjs/common';
 import { Processor } from '@nestjs/bullmq';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { Job } from 'bullmq';
-import request from 'supertest';
-import { JwtService } from '#strata/auth';
 import type { Tier } from '#strata/control-plane';
 import { JOBS_OPTIONS, JobsModule, TenantJobProducer, TenantWorkerHost, type ResolvedJobsOptions, type TenantEnvelope, type TenantJobData } from '#strata/jobs';
 import { injectTraceContext, startTracing, type StopTracing } from '#strata/observability';
 import { TenantContext } from '#strata/tenancy';
-import { createApp } from '../../apps/api/src/app.factory';
-import { testConfig } from '../support/test-config';
-import { createTestDatabase, uniqueSlug, type TestDatabase } from '../support/test-database';
+import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { sleep, waitFor } from '../support/tenancy-fixture';
 import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(90_000);
 
-// The API's JobsModule uses the default `strata` prefix, so the test's queue name is unique instead.
+// A unique queue name under the run's JOBS_PREFIX, which the API and the test's worker share.
 const QUEUE = `trace-test-${randomBytes(4).toString('hex')}`;
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const CALLER_SPAN = 'b7ad6b7169203331';
@@ -77,35 +72,17 @@ class TraceEchoProcessor extends TenantWorkerHost<{ at: number }, void> {
   }
 }
 
-interface Tenant {
-  id: string;
-  slug: string;
-  tier: Tier;
-  token: string;
-}
+type Tenant = OnboardedTenant;
 
 describe('tracing: tenant on server spans, W3C context into jobs and outbound calls (real API, Redis, worker)', () => {
   const exporter = new InMemorySpanExporter();
-  let db: TestDatabase;
-  let app: NestExpressApplication;
+  let t: TestApp;
   let worker: TestWorker;
-  let http: () => ReturnType<typeof request>;
+  const http = () => t.http();
   const tenants: Partial<Record<Tier, Tenant>> = {};
 
-  // startTestApp() with the probe controller and the test queue mounted (it takes no extra imports yet).
-  async function onboard(adminToken: string, base: string, tier: Tier): Promise<Tenant> {
-    const slug = uniqueSlug(base);
-    const admin = { authorization: `Bearer ${adminToken}` };
-    const created = await http().post('/admin/tenants').set(admin).send({ slug, name: `${base} inc`, tier }).expect(201);
-    const email = `owner@${slug}.test`;
-    const password = 'correct-horse-battery';
-    await http().post(`/admin/tenants/${created.body.id}/users`).set(admin).send({ email, password, role: 'owner' }).expect(201);
-    const login = await http().post('/auth/login').set('X-Tenant', slug).send({ email, password }).expect(200);
-    return { id: created.body.id, slug, tier, token: login.body.access_token };
-  }
-
-  const as = (t: Tenant, method: 'get' | 'post', path: string, requestId = `rq-${randomUUID()}`) =>
-    http()[method](path).set('X-Tenant', t.slug).set('authorization', `Bearer ${t.token}`).set('X-Request-Id', requestId);
+  const as = (who: Tenant, method: 'get' | 'post', path: string, requestId = `rq-${randomUUID()}`) =>
+    http()[method](path).set('X-Tenant', who.slug).set('authorization', `Bearer ${who.token}`).set('X-Request-Id', requestId);
 
   const spans = () => exporter.getFinishedSpans();
   const serverSpanOf = (requestId: string) => spans().find((s) => s.kind === SpanKind.SERVER && s.attributes['strata.request_id'] === requestId);
@@ -123,21 +100,15 @@ describe('tracing: tenant on server spans, W3C context into jobs and outbound ca
     ) as Promise<ReadableSpan>;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const config = testConfig(db);
-    app = await createApp(config, { logger: ['error', 'fatal'], extra: { imports: [JobsModule.registerQueue(QUEUE)], controllers: [TraceProbeController] } });
-    await app.init();
-    http = () => request(app.getHttpServer());
-    const adminToken = await app.get(JwtService).signPlatformToken('test-operator');
-    for (const tier of ['pool', 'bridge', 'silo'] as const) tenants[tier] = await onboard(adminToken, `tr${tier}`, tier);
+    t = await startTestApp({}, { extra: { imports: [JobsModule.registerQueue(QUEUE)], controllers: [TraceProbeController] } });
+    for (const tier of ['pool', 'bridge', 'silo'] as const) tenants[tier] = await t.onboard(`tr${tier}`, tier);
     // Jobs-only worker on the API's prefix (this run's JOBS_PREFIX), consuming nothing but the test's queue.
-    worker = await startTestWorker(config, { prefix: app.get<ResolvedJobsOptions>(JOBS_OPTIONS).prefix, jobsOnly: true, queues: [QUEUE], providers: [TraceEchoProcessor] });
+    worker = await startTestWorker(t.config, { prefix: t.app.get<ResolvedJobsOptions>(JOBS_OPTIONS).prefix, jobsOnly: true, queues: [QUEUE], providers: [TraceEchoProcessor] });
   });
 
   afterAll(async () => {
     await worker?.close();
-    await app?.close();
-    await db?.drop();
+    await t?.close();
   });
 
   describe('while tracing is off (no exporter configured)', () => {

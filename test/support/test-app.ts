@@ -4,7 +4,7 @@ import type { StrataConfig } from '#strata/common';
 import { testConfig } from './test-config';
 import { JwtService } from '#strata/auth';
 import type { Tier } from '#strata/control-plane';
-import { createApp } from '../../apps/api/src/app.factory';
+import { createApp, type CreateAppOptions } from '../../apps/api/src/app.factory';
 import { createTestDatabase, uniqueSlug, type TestDatabase } from './test-database';
 
 export { testConfig, TEST_JWT_SECRET } from './test-config';
@@ -12,6 +12,7 @@ export { testConfig, TEST_JWT_SECRET } from './test-config';
 export interface OnboardedTenant {
   id: string;
   slug: string;
+  name: string;
   tier: Tier;
   email: string;
   password: string;
@@ -30,11 +31,14 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** The real API on a fresh cloned database, listening on an ephemeral port. */
-export async function startTestApp(overrides: Partial<StrataConfig> = {}): Promise<TestApp> {
+/**
+ * The real API on a fresh cloned database, listening on an ephemeral port. `opts.extra` mounts a
+ * test's own controllers or queues beside the app, as the bench does.
+ */
+export async function startTestApp(overrides: Partial<StrataConfig> = {}, opts: CreateAppOptions = {}): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = testConfig(db, overrides);
-  const app = await createApp(config, { logger: ['error', 'fatal'] });
+  const app = await createApp(config, { logger: ['error', 'fatal'], ...opts });
   await app.init();
   const server = app.getHttpServer();
   const adminToken = await app.get(JwtService).signPlatformToken('test-operator');
@@ -42,10 +46,8 @@ export async function startTestApp(overrides: Partial<StrataConfig> = {}): Promi
 
   async function onboard(base: string, tier: Tier): Promise<OnboardedTenant> {
     const slug = uniqueSlug(base);
-    const created = await http()
-      .post('/admin/tenants')
-      .set('authorization', `Bearer ${adminToken}`)
-      .send({ slug, name: `${base} inc`, tier });
+    const name = `${base} inc`;
+    const created = await http().post('/admin/tenants').set('authorization', `Bearer ${adminToken}`).send({ slug, name, tier });
     if (created.status !== 201) throw new Error(`onboarding ${slug} failed: ${created.status} ${JSON.stringify(created.body)}`);
     const email = `owner@${slug}.test`;
     const password = 'correct-horse-battery';
@@ -56,7 +58,7 @@ export async function startTestApp(overrides: Partial<StrataConfig> = {}): Promi
     if (user.status !== 201) throw new Error(`adding a user to ${slug} failed: ${user.status} ${JSON.stringify(user.body)}`);
     const login = await http().post('/auth/login').set('X-Tenant', slug).send({ email, password });
     if (login.status !== 200) throw new Error(`login to ${slug} failed: ${login.status} ${JSON.stringify(login.body)}`);
-    return { id: created.body.id, slug, tier, email, password, userId: user.body.id, token: login.body.access_token };
+    return { id: created.body.id, slug, name, tier, email, password, userId: user.body.id, token: login.body.access_token };
   }
 
   return {
