@@ -8,6 +8,7 @@ import { StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule } from '#strata/control-plane';
 import { JobsModule } from '#strata/jobs';
 import { TenancyModule } from '#strata/tenancy';
+import { StrataLogger } from '#strata/observability';
 import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { dropRedisPrefix } from './redis-prefix';
 
@@ -68,6 +69,8 @@ export async function startTestWorker(config: StrataConfig, opts: TestWorkerOpti
             ],
           },
     ).compile();
+    // As apps/worker/src/main.ts does: Nest's Logger (jobs, cron) writes through pino.
+    if (!opts.jobsOnly) module.useLogger(module.get(StrataLogger));
     await module.init();
   } catch (err) {
     await module?.close().catch(() => undefined);

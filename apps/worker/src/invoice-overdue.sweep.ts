@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Cron } from '@nestjs/schedule';
 import {
   INVOICE_OVERDUE_DAYS,
@@ -20,7 +20,6 @@ export interface SweepReport extends FanOutReport {
  */
 @Injectable()
 export class InvoiceOverdueSweep {
-  private readonly logger = new Logger('InvoiceOverdueSweep');
 
   constructor(private readonly fanOut: TenantFanOut) {}
 
@@ -38,7 +37,6 @@ export class InvoiceOverdueSweep {
   async run(now = new Date(), olderThanDays = INVOICE_OVERDUE_DAYS): Promise<SweepReport> {
     const payload: InvoiceOverduePayload = { asOf: now.toISOString(), olderThanDays };
     const report = await this.fanOut.enqueuePerActiveTenant({ requestIdPrefix: 'sweep', queue: INVOICE_OVERDUE_QUEUE, name: INVOICE_OVERDUE_JOB, payload });
-    this.logger.log(`[system] enqueued ${report.enqueued.length} overdue count(s), skipped ${report.skipped.length} inactive tenant(s)`);
     return { ...report, asOf: payload.asOf };
   }
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadStrataConfig } from '#strata/common';
-import { startTracing, type StopTracing } from '#strata/observability';
+import { startTracing, type StopTracing, StrataLogger } from '#strata/observability';
 import { WorkerModule } from './worker.module';
 
 /**
@@ -53,7 +53,9 @@ async function main(): Promise<void> {
   const config = loadStrataConfig(process.env);
   // JOBS_PREFIX (default `strata`) namespaces every BullMQ key, so environments can share a Redis.
   // Migrations and RLS guardrails belong to the API's startup and the migrate CLI, not here.
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: ['log', 'error', 'warn', 'fatal'] });
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { bufferLogs: true });
+  // Every line (jobs, cron, Nest's own) through pino, stamped with the tenant of its context.
+  app.useLogger(app.get(StrataLogger));
   shutDownOnSignals(app, stopTracing, logger);
   logger.log(`worker running (Redis ${config.redisUrl ?? 'redis://127.0.0.1:6379'})`);
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { DataSource, In } from 'typeorm';
 import { toPlacement } from '#strata/auth';
@@ -36,6 +36,7 @@ const FAN_OUT_SLICE = 50;
  */
 @Injectable()
 export class TenantFanOut {
+  private readonly logger = new Logger('TenantFanOut');
   constructor(
     private readonly system: SystemTenantRunner,
     private readonly producer: TenantJobProducer,
@@ -76,6 +77,8 @@ export class TenantFanOut {
           ),
         );
       }
+      // Inside the system context, so the line carries the system label and the fan-out's request id.
+      this.logger.log(`${job.queue}: enqueued ${report.enqueued.length} job(s), skipped ${report.skipped.length} inactive tenant(s)`);
       return report;
     }, requestId);
   }

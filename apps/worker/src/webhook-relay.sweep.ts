@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Cron } from '@nestjs/schedule';
 import { WEBHOOK_RELAY_JOB, WEBHOOK_RELAY_QUEUE, type WebhookRelayPayload } from '#strata/webhooks';
 import { TenantFanOut, type FanOutReport } from './tenant-fan-out';
@@ -15,7 +15,6 @@ export const WEBHOOK_RELAY_CRON_NAME = 'webhook-outbox-relay';
  */
 @Injectable()
 export class WebhookRelaySweep {
-  private readonly logger = new Logger('WebhookRelaySweep');
 
   constructor(private readonly fanOut: TenantFanOut) {}
 
@@ -39,7 +38,6 @@ export class WebhookRelaySweep {
       // One attempt: a failed relay is simply the next tick's work.
       opts: { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 24 * 3600, count: 10_000 } },
     });
-    this.logger.log(`[system] enqueued ${report.enqueued.length} webhook relay job(s), skipped ${report.skipped.length} inactive tenant(s)`);
     return report;
   }
 }

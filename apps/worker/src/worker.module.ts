@@ -7,6 +7,7 @@ import { ControlPlaneModule } from '#strata/control-plane';
 import { TenancyModule } from '#strata/tenancy';
 import { InvoicesModule } from '#strata/invoices';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
+import { ObservabilityModule } from '#strata/observability';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { HttpClientModule } from '#strata/http-client';
 import { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WebhookDeliveryProcessor, WebhookRelayProcessor, WebhooksModule } from '#strata/webhooks';
@@ -36,6 +37,9 @@ export class WorkerModule {
       imports: [
         StrataConfigModule.forRoot(config),
         ClsModule.forRoot({ global: true }),
+        // pino with the tenant fields of the job or cron context each line is written in (main.ts
+        // installs it as Nest's logger); its HTTP parts (middleware, /metrics) stay idle here.
+        ObservabilityModule.forRoot(),
         ControlPlaneModule,
         TenancyModule,
         // Every process holding a registry listens for admin changes.
