@@ -1,4 +1,5 @@
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
+import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
 
 interface Owned {
   tenant: OnboardedTenant;
@@ -6,8 +7,6 @@ interface Owned {
   taskId: string;
   invoiceId: string;
 }
-
-const as = (who: OnboardedTenant) => ({ 'X-Tenant': who.slug, authorization: `Bearer ${who.token}` });
 
 describe('cross-tenant isolation over HTTP on every tier pair', () => {
   let t: TestApp;
@@ -33,7 +32,7 @@ describe('cross-tenant isolation over HTTP on every tier pair', () => {
   }, 60_000);
   afterAll(() => t.close());
 
-  const routes: Array<[string, (o: Owned) => [method: 'get' | 'post' | 'patch' | 'delete', path: string, body?: object]]> = [
+  const routes: Array<ForeignRoute<Owned>> = [
     ['GET /projects/:id', (o) => ['get', `/projects/${o.projectId}`]],
     ['PATCH /projects/:id', (o) => ['patch', `/projects/${o.projectId}`, { name: 'hijacked' }]],
     ['DELETE /projects/:id', (o) => ['delete', `/projects/${o.projectId}`]],
@@ -46,25 +45,7 @@ describe('cross-tenant isolation over HTTP on every tier pair', () => {
   ];
 
   it("answers 404 to every route given another tenant's ids, on all 9 tier pairs", async () => {
-    const failures: string[] = [];
-    let checked = 0;
-    const pairs = new Set<string>();
-    for (const caller of owned) {
-      for (const victim of owned) {
-        if (caller === victim) continue;
-        pairs.add(`${caller.tenant.tier}->${victim.tenant.tier}`);
-        for (const [name, route] of routes) {
-          const [method, path, body] = route(victim);
-          let req = t.http()[method](path).set(as(caller.tenant));
-          if (body) req = req.send(body);
-          const res = await req;
-          checked++;
-          if (res.status !== 404 || !String(res.body.error).endsWith('_not_found')) {
-            failures.push(`${caller.tenant.tier}->${victim.tenant.tier} ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-          }
-        }
-      }
-    }
+    const { pairs, checked, failures } = await probeForeignIds(t, owned, routes);
     expect(pairs.size).toBe(9);
     expect(checked).toBe(30 * routes.length);
     expect(failures).toEqual([]);

@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import type { Response } from 'supertest';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 
-const as = (who: OnboardedTenant) => ({ 'X-Tenant': who.slug, authorization: `Bearer ${who.token}` });
+import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MISSING = '00000000-0000-4000-8000-000000000000';
 // Small, so the 413 case sends little; the rest of the suite stays under it.
@@ -211,31 +211,15 @@ describe('files over HTTP (local driver)', () => {
   });
 
   describe('across tenants', () => {
-    const routes: Array<[string, (id: string) => ['get' | 'delete', string]]> = [
-      ['GET /files/:id', (id) => ['get', `/files/${id}`]],
-      ['GET /files/:id/content', (id) => ['get', `/files/${id}/content`]],
-      ['GET /files/:id/url', (id) => ['get', `/files/${id}/url`]],
-      ['DELETE /files/:id', (id) => ['delete', `/files/${id}`]],
+    const routes: Array<ForeignRoute<{ fileId: string }>> = [
+      ['GET /files/:id', (v) => ['get', `/files/${v.fileId}`]],
+      ['GET /files/:id/content', (v) => ['get', `/files/${v.fileId}/content`]],
+      ['GET /files/:id/url', (v) => ['get', `/files/${v.fileId}/url`]],
+      ['DELETE /files/:id', (v) => ['delete', `/files/${v.fileId}`]],
     ];
 
     it("answers 404 file_not_found to every route given another tenant's file id, on all 9 tier pairs", async () => {
-      const failures: string[] = [];
-      const pairs = new Set<string>();
-      let checked = 0;
-      for (const caller of owned) {
-        for (const victim of owned) {
-          if (caller === victim) continue;
-          pairs.add(`${caller.tenant.tier}->${victim.tenant.tier}`);
-          for (const [name, route] of routes) {
-            const [method, path] = route(victim.fileId);
-            const res = await t.http()[method](path).set(as(caller.tenant));
-            checked++;
-            if (res.status !== 404 || res.body.error !== 'file_not_found') {
-              failures.push(`${caller.tenant.tier}->${victim.tenant.tier} ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-            }
-          }
-        }
-      }
+      const { pairs, checked, failures } = await probeForeignIds(t, owned, routes, 'file_not_found');
       expect(pairs.size).toBe(9);
       expect(checked).toBe(30 * routes.length);
       expect(failures).toEqual([]);

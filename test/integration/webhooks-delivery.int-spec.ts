@@ -19,7 +19,7 @@ import {
 import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { dropRedisPrefix } from '../support/redis-prefix';
 import { createTenancyFixture, rejectionOf, sleep, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
-import { startWebhookReceiver, verifyAsReceiver, type ReceivedRequest, type WebhookReceiver } from '../support/webhook-receiver';
+import { verifyAsReceiver, type ReceivedRequest, overrideEnv, webhookReceivers } from '../support/webhook-receiver';
 
 jest.setTimeout(60_000);
 
@@ -43,15 +43,12 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
   let invoices: InvoicesService;
   let webhooks: WebhooksService;
   let queue: Queue;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnv: () => void = () => undefined;
   const tenants: Record<'pool' | 'bridge' | 'silo', TestTenant[]> = { pool: [], bridge: [], silo: [] };
-  const receivers: WebhookReceiver[] = [];
+  const receivers = webhookReceivers();
 
   beforeAll(async () => {
-    for (const [k, v] of Object.entries(ENV)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = overrideEnv(ENV);
     fx = await createTenancyFixture();
     for (const tier of ['pool', 'bridge', 'silo'] as const) {
       for (const n of [1, 2]) tenants[tier].push(await fx.onboard(tier, `wh-${tier}${n}`));
@@ -72,18 +69,11 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
     await mod?.close();
     await dropRedisPrefix(fx?.config.redisUrl, PREFIX);
     await fx?.close();
-    for (const r of receivers) await r.close();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await receivers.closeAll();
+    restoreEnv();
   });
 
-  const receiver = async (name: string) => {
-    const r = await startWebhookReceiver(name);
-    receivers.push(r);
-    return r;
-  };
+  const receiver = (name: string) => receivers.start(name);
   const as = <T>(t: TestTenant, fn: () => Promise<T>, requestId?: string) => ctx.run({ tenant: t.placement, ...(requestId ? { requestId } : {}) }, fn);
   const register = (t: TestTenant, url: string): Promise<RegisteredWebhookView> => as(t, () => webhooks.register({ url }));
   const createInvoice = (t: TestTenant, number: string, requestId?: string) =>

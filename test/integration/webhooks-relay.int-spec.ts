@@ -15,7 +15,7 @@ import {
 } from '#strata/webhooks';
 import { WEBHOOK_RELAY_CRON_NAME, WebhookRelaySweep } from '../../apps/worker/src/webhook-relay.sweep';
 import { createTenancyFixture, sleep, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
-import { startWebhookReceiver, verifyAsReceiver, type WebhookReceiver } from '../support/webhook-receiver';
+import { verifyAsReceiver, overrideEnv, webhookReceivers } from '../support/webhook-receiver';
 import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(90_000);
@@ -45,19 +45,16 @@ describe('webhooks: the outbox relay re-sends pending deliveries whose enqueue w
   let ctx: TenantContext;
   let deliveryQueue: Queue;
   let relayQueue: Queue;
-  const saved: Record<string, string | undefined> = {};
+  let restoreEnv: () => void = () => undefined;
   const tiers: Record<'pool' | 'bridge' | 'silo', TestTenant> = {} as never;
   let removedJob: TestTenant;
   let suspended: TestTenant;
   let delivered: TestTenant;
   let batch: TestTenant;
-  const receivers: WebhookReceiver[] = [];
+  const receivers = webhookReceivers();
 
   beforeAll(async () => {
-    for (const [k, v] of Object.entries(ENV)) {
-      saved[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = overrideEnv(ENV);
     fx = await createTenancyFixture();
     for (const tier of ['pool', 'bridge', 'silo'] as const) tiers[tier] = await fx.onboard(tier, `relay-${tier}`);
     removedJob = await fx.onboard('pool', 'relay-removed');
@@ -74,18 +71,11 @@ describe('webhooks: the outbox relay re-sends pending deliveries whose enqueue w
   afterAll(async () => {
     await worker?.close();
     await fx?.close();
-    for (const r of receivers) await r.close();
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await receivers.closeAll();
+    restoreEnv();
   });
 
-  const receiver = async (name: string) => {
-    const r = await startWebhookReceiver(name);
-    receivers.push(r);
-    return r;
-  };
+  const receiver = (name: string) => receivers.start(name);
   const as = <T>(t: TestTenant, fn: () => Promise<T>) => ctx.run({ tenant: t.placement }, fn);
   const register = (t: TestTenant, url: string): Promise<RegisteredWebhookView> => as(t, () => mod.get(WebhooksService).register({ url }));
   const createInvoice = (t: TestTenant, number: string) => as(t, () => mod.get(InvoicesService).create({ number, amount: 4200, currency: 'EUR' }));

@@ -67,3 +67,30 @@ export async function startWebhookReceiver(name = 'receiver'): Promise<WebhookRe
 export function verifyAsReceiver(req: ReceivedRequest, secret: string): unknown {
   return new Webhook(secret).verify(req.body, req.headers as Record<string, string>);
 }
+
+/** Sets environment variables for the modules a test builds; the returned function restores them. */
+export function overrideEnv(vars: Record<string, string>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
+/** The receivers a test file starts, closed together in afterAll. */
+export function webhookReceivers(): { start(name: string): Promise<WebhookReceiver>; closeAll(): Promise<void> } {
+  const started: WebhookReceiver[] = [];
+  return {
+    async start(name) {
+      const r = await startWebhookReceiver(name);
+      started.push(r);
+      return r;
+    },
+    async closeAll() {
+      for (const r of started.splice(0)) await r.close();
+    },
+  };
+}
