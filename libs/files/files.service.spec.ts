@@ -3,12 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import type { EntityManager } from 'typeorm';
-import { ApiException, type KeysetWindow } from '#strata/common';
+import { type KeysetWindow } from '#strata/common';
 import type { TenantConnectionManager } from '#strata/tenancy';
 import { StorageObjectNotFoundError, type PresignedDownload, type TenantStorage } from '#strata/storage';
 import type { FilesRepository, NewFileRow } from './files.repository';
 import { FilesService } from './files.service';
 import type { StoredFile } from './stored-file.entity';
+import { apiError } from '../../test/support/api-error';
 
 /** Runs work at once; records every step, in order, next to the storage calls. */
 class FakeTransactions {
@@ -103,16 +104,6 @@ function setup() {
   const storage = new FakeStorage(tx, log);
   const service = new FilesService(tx as unknown as TenantConnectionManager, repo as unknown as FilesRepository, storage as unknown as TenantStorage);
   return { service, repo, storage, log };
-}
-
-async function apiError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ApiException) return `${err.getStatus()} ${err.code}`;
-    throw err;
-  }
-  throw new Error('expected an ApiException');
 }
 
 const upload = { name: 'notes.txt', contentType: 'text/plain', body: Buffer.from('hello') };

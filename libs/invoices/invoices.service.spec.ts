@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type EntityManager } from 'typeorm';
-import { ApiException, type KeysetWindow } from '#strata/common';
+import { type KeysetWindow } from '#strata/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { TenantConnectionManager } from '#strata/tenancy';
 import type { Invoice } from './invoice.entity';
 import type { InvoicesRepository } from './invoices.repository';
 import { InvoicesService } from './invoices.service';
+import { apiError } from '../../test/support/api-error';
 
 /** Runs work at once and records how many units of work a use case opened. */
 class FakeTransactions {
@@ -76,16 +77,6 @@ function setup() {
   const events = new FakeEvents(tx);
   const service = new InvoicesService(tx as unknown as TenantConnectionManager, repo as unknown as InvoicesRepository, events as unknown as EventEmitter2);
   return { service, tx, repo, events };
-}
-
-async function apiError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ApiException) return `${err.getStatus()} ${err.code}`;
-    throw err;
-  }
-  throw new Error('expected an ApiException');
 }
 
 describe('InvoicesService', () => {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type EntityManager } from 'typeorm';
-import { ApiException, encodeCursor, type KeysetWindow } from '#strata/common';
+import { encodeCursor, type KeysetWindow } from '#strata/common';
 import type { TenantConnectionManager } from '#strata/tenancy';
 import type { Project } from './project.entity';
 import type { Task } from './task.entity';
 import type { ProjectChanges, ProjectsRepository } from './projects.repository';
 import type { TaskChanges, TasksRepository } from './tasks.repository';
 import { ProjectsService } from './projects.service';
+import { apiError } from '../../test/support/api-error';
 
 type Public<T> = Pick<T, keyof T>;
 
@@ -144,16 +145,6 @@ function setup() {
     tasks as unknown as TasksRepository,
   );
   return { service, tx, data, projects, tasks };
-}
-
-async function apiError(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ApiException) return `${err.getStatus()} ${err.code}`;
-    throw err;
-  }
-  throw new Error('expected an ApiException');
 }
 
 const MISSING = '00000000-0000-4000-8000-000000000000';
