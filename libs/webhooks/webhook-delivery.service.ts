@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { UnrecoverableError } from 'bullmq';
-import { OutboundRequestError, OutboundTimeoutError, TenantHttpClient } from '#strata/http-client';
+import { originOf, OutboundRequestError, OutboundTimeoutError, TenantHttpClient } from '#strata/http-client';
 import { TenantConnectionManager } from '#strata/tenancy';
 import { BlockedDestinationError, literalDestinationProblem } from './webhook-destination.policy';
 import type { DeliveryStatus, WebhookDelivery } from './webhook-delivery.entity';
@@ -59,8 +59,6 @@ function hasCause(err: unknown, type: { name: string; prototype: Error }): boole
   return false;
 }
 
-/** Webhook URLs often carry tokens in their path: errors name the origin only. */
-const originOf = (url: string): string => new URL(url).origin;
 
 /**
  * Sends one delivery, in the tenant context its job re-entered: reads the row and its endpoint in
@@ -98,6 +96,7 @@ export class WebhookDeliveryService {
       this.deliveries.recordAttempt(deliveryId, { status, statusCode: outcome.statusCode, error: outcome.error?.slice(0, 2000) ?? null }),
     );
     if (outcome.ok) return { deliveryId, status, statusCode: outcome.statusCode };
+    // Webhook URLs often carry tokens in their path: errors name the origin only.
     const message = `webhook delivery ${deliveryId} to ${originOf(endpoint.url)}: ${outcome.error}`;
     throw outcome.permanent ? new UnrecoverableError(message) : new Error(message);
   }
