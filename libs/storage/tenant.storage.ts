@@ -77,10 +77,7 @@ export class TenantStorage {
   }
 
   private tenantKey(key: string, what: string): string {
-    const { tenant, system } = this.context.require(what);
-    if (system) {
-      throw new Error('the system tenant has no stored objects; enter a tenant with TenantContext.run() for each tenant it works on');
-    }
+    const { tenant } = this.context.requireTenant(what, 'stored objects');
     // The prefix is a registry id, but it is checked anyway: it is the one thing keeping tenants apart.
     if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)} as a storage prefix: not a UUID`);
     assertObjectKey(key);

@@ -58,10 +58,7 @@ export class TenantConnectionManager {
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const open = this.openManager();
     if (open) return work(open);
-    const { tenant, system } = this.context.require('a tenant database transaction');
-    if (system) {
-      throw new Error('the system tenant has no tenant data; enter a tenant with TenantContext.run() for each tenant it works on');
-    }
+    const { tenant } = this.context.requireTenant('a tenant database transaction', 'tenant data');
     const strategy = this.strategies[tenant.tier];
     if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
     const lease = await strategy.enter(tenant);

@@ -61,6 +61,14 @@ describe('TenantContext', () => {
     });
   });
 
+  it('hands per-tenant resources a real tenant only: the system scope is refused, and no scope fails closed', () => {
+    ctx.run({ tenant: tenant('a') }, () => expect(ctx.requireTenant('a query', 'tenant data').tenant.id).toBe('a'));
+    ctx.run({ tenant: tenant('sys'), system: true }, () =>
+      expect(() => ctx.requireTenant('a query', 'tenant data')).toThrow(/^the system tenant has no tenant data; enter a tenant with TenantContext\.run\(\)/),
+    );
+    expect(() => ctx.requireTenant('a query', 'tenant data')).toThrow(MissingTenantContextError);
+  });
+
   it('makes up a request id when none is given', () => {
     ctx.run({ tenant: tenant('a') }, () => expect(ctx.require().requestId).toMatch(/^[0-9a-f-]{36}$/));
   });

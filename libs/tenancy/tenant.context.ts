@@ -52,6 +52,18 @@ export class TenantContext {
     return scope;
   }
 
+  /**
+   * The current scope, which must be a real tenant: the system tenant runs cross-tenant work but owns
+   * no `resource` (rows, objects …) of its own, so per-tenant resources refuse it here, in one place.
+   */
+  requireTenant(what: string, resource: string): TenantScope {
+    const scope = this.require(what);
+    if (scope.system) {
+      throw new Error(`the system tenant has no ${resource}; enter a tenant with TenantContext.run() for each tenant it works on`);
+    }
+    return scope;
+  }
+
   current(): TenantScope | undefined {
     return this.cls.isActive() ? this.cls.get<TenantScope | undefined>('scope') : undefined;
   }
