@@ -15,14 +15,20 @@ import { apiError } from '../../test/support/api-error';
 class FakeTransactions {
   open = false;
   constructor(private readonly log: string[]) {}
-  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    this.log.push('tx:begin');
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('tx', work);
+  }
+  read<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('read', work);
+  }
+  private async unit<T>(kind: 'tx' | 'read', work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    this.log.push(`${kind}:begin`);
     this.open = true;
     try {
       return await work({} as EntityManager);
     } finally {
       this.open = false;
-      this.log.push('tx:end');
+      this.log.push(`${kind}:end`);
     }
   }
 }
@@ -143,7 +149,7 @@ describe('FilesService', () => {
     const { id } = await service.upload(upload);
     log.length = 0;
     const content = await service.openContent(id);
-    expect(log).toEqual(['tx:begin', 'row:find', 'tx:end', 'object:get']);
+    expect(log).toEqual(['read:begin', 'row:find', 'read:end', 'object:get']);
     expect(await text(content.stream)).toBe('hello');
     expect(content.size).toBe(5);
   });

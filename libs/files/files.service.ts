@@ -48,7 +48,7 @@ export class FilesService {
   /** Newest first. A malformed cursor is refused before any connection is taken. */
   async list(limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<FileView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(() => this.files.list(window));
+    const rows = await this.connections.read(() => this.files.list(window));
     return toPage(rows, limit, toFileView);
   }
 
@@ -73,14 +73,14 @@ export class FilesService {
   }
 
   async get(id: string): Promise<FileView> {
-    const file = await this.connections.transaction(() => this.files.findById(id));
+    const file = await this.connections.read(() => this.files.findById(id));
     if (!file) throw fileNotFound();
     return toFileView(file);
   }
 
   /** The row decides (404 for another tenant's id); the bytes are opened after its transaction ended. */
   async openContent(id: string): Promise<FileContent> {
-    const file = await this.connections.transaction(() => this.files.findById(id));
+    const file = await this.connections.read(() => this.files.findById(id));
     if (!file) throw fileNotFound();
     try {
       const object = await this.storage.get(file.storageKey);
@@ -97,7 +97,7 @@ export class FilesService {
 
   /** 501 `presigned_urls_unsupported` on the local driver, after the 404 check, so it reveals nothing. */
   async downloadUrl(id: string): Promise<FileDownloadUrl> {
-    const file = await this.connections.transaction(() => this.files.findById(id));
+    const file = await this.connections.read(() => this.files.findById(id));
     if (!file) throw fileNotFound();
     const presigned = await this.storage.presignedDownloadUrl(file.storageKey, { filename: file.name, contentType: file.contentType });
     if (!presigned) {

@@ -12,8 +12,17 @@ import { apiError } from '../../test/support/api-error';
 class FakeTransactions {
   opened = 0;
   open = false;
-  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  /** The kind of each unit opened, in order. */
+  readonly units: Array<'read' | 'transaction'> = [];
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('transaction', work);
+  }
+  read<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('read', work);
+  }
+  private async unit<T>(kind: 'read' | 'transaction', work: (manager: EntityManager) => Promise<T>): Promise<T> {
     this.opened++;
+    this.units.push(kind);
     this.open = true;
     try {
       return await work({} as EntityManager);
@@ -85,6 +94,15 @@ describe('InvoicesService', () => {
     const view = await service.create({ number: 'INV-9', amount: 123456, currency: 'JPY' });
     expect(view).toEqual({ id: expect.any(String), number: 'INV-9', amount: 123456, currency: 'JPY', createdAt: expect.any(Date) });
     expect(tx.opened).toBe(1);
+  });
+
+  it('reads through read units and writes through a transaction', async () => {
+    const { service, tx } = setup();
+    const { id } = await service.create({ number: 'INV-1', amount: 1, currency: 'EUR' });
+    await service.get(id);
+    await service.list();
+    await service.countCreatedBefore(new Date());
+    expect(tx.units).toEqual(['transaction', 'read', 'read', 'read']);
   });
 
   it('emits invoice.created with the view inside the creating transaction', async () => {

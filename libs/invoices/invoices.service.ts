@@ -24,7 +24,7 @@ export class InvoicesService {
   /** Newest first. A malformed cursor is refused before any connection is taken. */
   async list(limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<InvoiceView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(() => this.invoices.list(window));
+    const rows = await this.connections.read(() => this.invoices.list(window));
     return toPage(rows, limit, toInvoiceView);
   }
 
@@ -48,7 +48,7 @@ export class InvoicesService {
   }
 
   async get(id: string): Promise<InvoiceView> {
-    const invoice = await this.connections.transaction(() => this.invoices.findById(id));
+    const invoice = await this.connections.read(() => this.invoices.findById(id));
     if (!invoice) throw notFound('invoice_not_found', 'invoice not found');
     return toInvoiceView(invoice);
   }
@@ -56,6 +56,6 @@ export class InvoicesService {
   /** How many of the tenant's invoices were created before `cutoff` (overdue counts). An invalid date is refused before any connection is taken. */
   async countCreatedBefore(cutoff: Date): Promise<number> {
     if (Number.isNaN(cutoff.getTime())) throw new Error('countCreatedBefore: cutoff is an invalid date');
-    return this.connections.transaction(() => this.invoices.countCreatedBefore(cutoff));
+    return this.connections.read(() => this.invoices.countCreatedBefore(cutoff));
   }
 }

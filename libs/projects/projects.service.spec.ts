@@ -14,10 +14,23 @@ type Public<T> = Pick<T, keyof T>;
 /** Runs work at once and records how many units of work a use case opened. */
 class FakeTransactions {
   opened = 0;
+  /** The kind of each unit opened, in order. */
+  readonly units: Array<'read' | 'transaction'> = [];
   private depth = 0;
 
-  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.depth === 0) this.opened++;
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('transaction', work);
+  }
+
+  read<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.unit('read', work);
+  }
+
+  private async unit<T>(kind: 'read' | 'transaction', work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.depth === 0) {
+      this.opened++;
+      this.units.push(kind);
+    }
     this.depth++;
     try {
       return await work({} as EntityManager);
@@ -156,6 +169,21 @@ describe('ProjectsService', () => {
     expect(view).toEqual({ id: expect.any(String), name: 'Apollo', description: null, createdAt: expect.any(Date), updatedAt: expect.any(Date) });
     expect(view).not.toHaveProperty('tenantId');
     expect(tx.opened).toBe(1);
+  });
+
+  it('reads through read units and writes through transactions, one unit per use case', async () => {
+    const { service, tx } = setup();
+    const project = await service.create({ name: 'Apollo' });
+    const task = await service.createTask(project.id, { title: 'launch' });
+    await service.get(project.id);
+    await service.list();
+    await service.listTasks(project.id);
+    await service.getTask(task.id);
+    await service.update(project.id, { name: 'Artemis' });
+    await service.updateTask(task.id, { status: 'done' });
+    await service.removeTask(task.id);
+    await service.remove(project.id);
+    expect(tx.units).toEqual(['transaction', 'transaction', 'read', 'read', 'read', 'read', 'transaction', 'transaction', 'transaction', 'transaction']);
   });
 
   it('answers 404 project_not_found for a project the tenant does not have', async () => {

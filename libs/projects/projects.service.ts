@@ -29,7 +29,7 @@ export class ProjectsService {
   /** Newest first. A malformed cursor is refused before any connection is taken. */
   async list(limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<ProjectView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(() => this.projects.list(window));
+    const rows = await this.connections.read(() => this.projects.list(window));
     return toPage(rows, limit, toProjectView);
   }
 
@@ -41,7 +41,7 @@ export class ProjectsService {
   }
 
   async get(id: string): Promise<ProjectView> {
-    const project = await this.connections.transaction(() => this.projects.findById(id));
+    const project = await this.connections.read(() => this.projects.findById(id));
     if (!project) throw projectNotFound();
     return toProjectView(project);
   }
@@ -63,7 +63,7 @@ export class ProjectsService {
   /** 404 when the project is not the tenant's, rather than an empty list that would hide a typo. */
   async listTasks(projectId: string, limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<TaskView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(async () => {
+    const rows = await this.connections.read(async () => {
       if (!(await this.projects.exists(projectId))) throw projectNotFound();
       return this.tasks.listByProject(projectId, window);
     });
@@ -85,7 +85,7 @@ export class ProjectsService {
   }
 
   async getTask(id: string): Promise<TaskView> {
-    const task = await this.connections.transaction(() => this.tasks.findById(id));
+    const task = await this.connections.read(() => this.tasks.findById(id));
     if (!task) throw taskNotFound();
     return toTaskView(task);
   }

@@ -5,10 +5,13 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import type { Tier } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { BridgeTierStrategy, PoolTierStrategy, SiloTierStrategy, type TierStrategy } from './tier.strategies';
+import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
 import type { TenantPlacement } from './tenant.types';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
+// Set (to true) in the CLS context of an open read unit, so a write unit is not opened inside it.
+const OPEN_READ = Symbol('strata:open-tenant-read');
 const AFTER_COMMIT = Symbol('strata:after-commit');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -20,10 +23,15 @@ const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
  * here, then quoted, so no request input can reach this string.
  */
 export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): string {
+  const scope = tenantReadScope(tenant);
+  return `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${escapeLiteral(scope.tenantId)}, true)`;
+}
+
+/** The bound values of a read unit's per-statement setup; the same checks as tenantSetupSql. */
+export function tenantReadScope(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): TenantReadScope {
   if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
   if (!SCHEMA.test(tenant.schemaName)) throw new Error(`refusing schema ${JSON.stringify(tenant.schemaName)}`);
-  const searchPath = escapeLiteral(escapeIdentifier(tenant.schemaName));
-  return `BEGIN; SELECT set_config('search_path', ${searchPath}, true), set_config('app.tenant_id', ${escapeLiteral(tenant.id)}, true)`;
+  return { searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id };
 }
 
 // TypeORM keeps its transaction state in these fields; we open the transaction ourselves (in the
@@ -57,7 +65,12 @@ export class TenantConnectionManager {
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const open = this.openManager();
-    if (open) return work(open);
+    if (open) {
+      if (this.cls.get<boolean | undefined>(OPEN_READ)) {
+        throw new Error('cannot open a tenant transaction inside tenantConnectionManager.read(): use transaction() for the whole unit');
+      }
+      return work(open);
+    }
     const { tenant } = this.context.requireTenant('a tenant database transaction', 'tenant data');
     const strategy = this.strategies[tenant.tier];
     if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
@@ -79,6 +92,47 @@ export class TenantConnectionManager {
     return result;
   }
 
+  /**
+   * Runs `work` as a read-only unit on the current tenant's data, without BEGIN/COMMIT: each
+   * statement goes out with the tenant's transaction-local setup under one Sync, so it runs in its
+   * own implicit transaction (one round trip per statement, none for setup or commit). Under READ
+   * COMMITTED that is what a transaction would give reads anyway: every statement sees its own
+   * snapshot. Writes fail (the implicit transaction is read-only); so do `transaction()` and
+   * `afterCommit()` inside it. Inside an open `transaction()` it joins that transaction instead.
+   */
+  async read<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const open = this.openManager();
+    if (open) return work(open);
+    const { tenant } = this.context.requireTenant('a tenant database read', 'tenant data');
+    const strategy = this.strategies[tenant.tier];
+    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
+    const scope = tenantReadScope(tenant);
+    const lease = await strategy.enter(tenant);
+    try {
+      const qr = lease.dataSource.createQueryRunner('master');
+      try {
+        const client = await qr.connect();
+        if (!(client instanceof TenantPgClient)) {
+          throw new Error('tenant DataSources must use TenantPgClient (createTenantDataSource sets it)');
+        }
+        client.enterReadScope(scope);
+        try {
+          return await this.cls.run({ ifNested: 'inherit' }, () => {
+            this.cls.set(OPEN_MANAGER, qr.manager);
+            this.cls.set(OPEN_READ, true);
+            return work(qr.manager);
+          });
+        } finally {
+          client.leaveReadScope();
+        }
+      } finally {
+        await qr.release();
+      }
+    } finally {
+      strategy.leave(lease);
+    }
+  }
+
   /** The EntityManager of the open unit of work; repositories use it. */
   get manager(): EntityManager {
     const open = this.openManager();
@@ -98,6 +152,9 @@ export class TenantConnectionManager {
   afterCommit(callback: () => Promise<void> | void): void {
     const open = this.openManager();
     const callbacks = this.cls.isActive() ? this.cls.get<Array<() => Promise<void> | void> | undefined>(AFTER_COMMIT) : undefined;
+    if (open && this.cls.get<boolean | undefined>(OPEN_READ)) {
+      throw new Error('afterCommit() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
+    }
     if (!open || !callbacks) {
       this.context.require('an after-commit callback');
       throw new Error('no open tenant transaction: call afterCommit() inside tenantConnectionManager.transaction(() => …)');

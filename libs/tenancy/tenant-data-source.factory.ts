@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import { tenantEntities } from './tenant-entities.registry';
+import { TenantPgClient } from './tenant-pg.client';
 
 export interface ServerAddress {
   host: string;
@@ -41,6 +42,8 @@ export async function createTenantDataSource(
     extra: {
       max: limits.max,
       pipeline: true,
+      // Read units send each statement with its tenant setup under one Sync (tenant-pg.client.ts).
+      Client: TenantPgClient,
       maxUses: limits.maxUses || undefined,
       maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
       idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,

@@ -24,7 +24,7 @@ function relayWith(rows: string[], states: Record<string, JobState | 'unknown'>,
   const added: Array<{ queue: string; jobs: Array<{ name: string; payload: unknown; opts?: Record<string, unknown> }> }> = [];
   const producer = { addBulk: jest.fn(async (q: string, jobs: (typeof added)[number]['jobs']) => void added.push({ queue: q, jobs })) };
   const relay = new WebhookOutboxRelay(
-    { transaction: (fn: () => unknown) => fn() } as unknown as TenantConnectionManager,
+    { read: (fn: () => unknown) => fn() } as unknown as TenantConnectionManager,
     { require: () => ({ tenant: TENANT }) } as unknown as TenantContext,
     { findPendingOlderThan: query } as unknown as WebhookDeliveriesRepository,
     producer as unknown as TenantJobProducer,

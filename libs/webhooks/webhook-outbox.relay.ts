@@ -59,7 +59,7 @@ export class WebhookOutboxRelay {
   async relay(): Promise<WebhookRelayResult> {
     const tenant = this.context.require('relaying webhook deliveries').tenant;
     const { relayAfterMs, relayBatchSize } = this.options;
-    const rows = await this.connections.transaction(() => this.deliveries.findPendingOlderThan(relayAfterMs, relayBatchSize));
+    const rows = await this.connections.read(() => this.deliveries.findPendingOlderThan(relayAfterMs, relayBatchSize));
     const result: WebhookRelayResult = { tenantId: tenant.id, stale: rows.length, enqueued: 0, inFlight: 0, more: rows.length >= relayBatchSize };
     if (rows.length === 0) {
       // Every tenant, every few minutes: the common case stays out of the log.

@@ -39,12 +39,12 @@ export class WebhooksService {
   /** Newest first. A malformed cursor is refused before any connection is taken. */
   async list(limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<WebhookEndpointView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(() => this.endpoints.list(window));
+    const rows = await this.connections.read(() => this.endpoints.list(window));
     return toPage(rows, limit, toEndpointView);
   }
 
   async get(id: string): Promise<WebhookEndpointView> {
-    const endpoint = await this.connections.transaction(() => this.endpoints.findById(id));
+    const endpoint = await this.connections.read(() => this.endpoints.findById(id));
     if (!endpoint) throw webhookNotFound();
     return toEndpointView(endpoint);
   }
@@ -57,7 +57,7 @@ export class WebhooksService {
 
   async listDeliveries(id: string, limit = DEFAULT_PAGE_LIMIT, cursor?: string): Promise<Page<WebhookDeliveryView>> {
     const window = keysetWindow({ limit, cursor });
-    const rows = await this.connections.transaction(async () =>
+    const rows = await this.connections.read(async () =>
       (await this.endpoints.exists(id)) ? this.deliveries.listForEndpoint(id, window) : null,
     );
     if (!rows) throw webhookNotFound();

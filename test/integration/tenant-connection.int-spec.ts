@@ -9,7 +9,7 @@ import {
 } from '#strata/tenancy';
 import { toPlacement } from '#strata/auth';
 import { uniqueSlug } from '../support/test-database';
-import { createTenancyFixture, rejectionOf, sqlState, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+import { createTenancyFixture, rejectionOf, sleep, sqlState, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);
 
@@ -199,6 +199,135 @@ describe('tenant connection manager', () => {
     });
   });
 
+  describe('read units', () => {
+    it.each(TIERS)('reads %s tenant data as the app role in the tenant schema and database, with the tenant set, read-only', async (tier) => {
+      const t = tenants[tier];
+      await fx.inTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('read-me')`));
+      const rows = await fx.readInTenant(t, (em) =>
+        em.query(
+          `SELECT tenant_id, current_schema() AS schema, current_database() AS database, current_user AS usr,
+                  current_setting('app.tenant_id') AS tenant, current_setting('transaction_read_only') AS read_only
+             FROM projects WHERE name = $1`,
+          ['read-me'],
+        ),
+      );
+      expect(rows).toEqual([
+        {
+          tenant_id: t.id,
+          schema: t.placement.schemaName,
+          database: t.placement.databaseName ?? fx.db.name,
+          usr: fx.db.appRole,
+          tenant: t.id,
+          read_only: 'on',
+        },
+      ]);
+    });
+
+    it.each(TIERS)('sets the %s tenant for every statement of a read unit, including statements without parameters', async (tier) => {
+      const t = tenants[tier];
+      const seen = await fx.readInTenant(t, async (em) => {
+        const first = await em.query(`SELECT current_setting('app.tenant_id') AS tenant`);
+        const second = await em.query(`SELECT current_setting('app.tenant_id') AS tenant, $1::int AS n`, [2]);
+        return [first[0].tenant, second[0].tenant];
+      });
+      expect(seen).toEqual([t.id, t.id]);
+    });
+
+    it.each(TIERS)('runs each statement of a %s read unit in its own transaction (READ COMMITTED reads, no BEGIN)', async (tier) => {
+      const t = tenants[tier];
+      const [a, b] = await fx.readInTenant(t, async (em) => {
+        const [x] = await em.query(`SELECT now()::text AS at, pg_backend_pid() AS pid`);
+        await sleep(20);
+        const [y] = await em.query(`SELECT now()::text AS at, pg_backend_pid() AS pid`);
+        return [x, y];
+      });
+      expect(b.pid).toBe(a.pid); // one connection for the unit...
+      expect(b.at).not.toBe(a.at); // ...but a transaction per statement
+    });
+
+    it.each(TIERS)('refuses a write inside a %s read unit and writes nothing', async (tier) => {
+      const t = tenants[tier];
+      const err = await rejectionOf(fx.readInTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('sneaked-in')`)));
+      expect(sqlState(err)).toBe('25006'); // read_only_sql_transaction
+      expect(await countByName(t, 'sneaked-in')).toBe(0);
+    });
+
+    it.each(TIERS)('fails a %s read statement that errors and keeps the unit usable, tenant still set', async (tier) => {
+      const t = tenants[tier];
+      const after = await fx.readInTenant(t, async (em) => {
+        expect(sqlState(await rejectionOf(em.query(`SELECT 1/0`)))).toBe('22012');
+        return (await em.query(`SELECT current_setting('app.tenant_id') AS tenant`))[0].tenant;
+      });
+      expect(after).toBe(t.id);
+    });
+
+    it.each(TIERS)('sends concurrent statements of one %s read unit down one connection, each with its own setup', async (tier) => {
+      const t = tenants[tier];
+      const rows = await fx.readInTenant(t, (em) =>
+        Promise.all(
+          Array.from({ length: 5 }, (_, i) =>
+            em.query(`SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id') AS tenant, $1::int AS i`, [i]),
+          ),
+        ),
+      );
+      expect(rows.map(([r]) => r.tenant)).toEqual(Array(5).fill(t.id));
+      expect(rows.map(([r]) => r.i)).toEqual([0, 1, 2, 3, 4]);
+      expect(new Set(rows.map(([r]) => r.pid)).size).toBe(1);
+    });
+
+    it('shows a pool read unit only its own tenant rows, even to an unfiltered query', async () => {
+      const other = await fx.onboard('pool');
+      await fx.inTenant(other, (em) => em.query(`INSERT INTO projects (name) VALUES ('not-yours')`));
+      await fx.inTenant(tenants.pool, (em) => em.query(`INSERT INTO projects (name) VALUES ('yours')`));
+      const [{ own }] = await fx.ownerQuery<{ own: number }>(`SELECT count(*)::int AS own FROM shared.projects WHERE tenant_id = $1`, [tenants.pool.id]);
+      const [{ all }] = await fx.ownerQuery<{ all: number }>(`SELECT count(*)::int AS all FROM shared.projects`);
+      expect(all).toBeGreaterThan(own);
+      const seen = await fx.readInTenant(tenants.pool, (em) => em.query(`SELECT count(*)::int AS n, count(DISTINCT tenant_id)::int AS tenants FROM projects`));
+      expect(seen).toEqual([{ n: own, tenants: 1 }]);
+    });
+
+    it.each(TIERS)('joins an open %s transaction: a nested read sees its uncommitted writes on the same backend', async (tier) => {
+      const t = tenants[tier];
+      await rejectionOf(
+        fx.inTenant(t, async (outer) => {
+          await outer.query(`INSERT INTO projects (name) VALUES ('uncommitted')`);
+          const [{ pid: outerPid }] = await outer.query(`SELECT pg_backend_pid() AS pid`);
+          const seen = await fx.conn.read(async (em) => (await em.query(`SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM projects WHERE name = 'uncommitted'`))[0]);
+          expect(seen).toEqual({ pid: outerPid, n: 1 });
+          throw new Error('roll it back');
+        }),
+      );
+      expect(await countByName(t, 'uncommitted')).toBe(0);
+    });
+
+    it('refuses a transaction() or an afterCommit() inside a read unit', async () => {
+      let wrote = false;
+      const err = await rejectionOf(
+        fx.readInTenant(tenants.pool, () =>
+          fx.conn.transaction(async () => {
+            wrote = true;
+          }),
+        ),
+      );
+      expect(err.message).toMatch(/cannot open a tenant transaction inside tenantConnectionManager\.read\(\)/);
+      expect(wrote).toBe(false);
+      const err2 = await rejectionOf(fx.readInTenant(tenants.pool, async () => fx.conn.afterCommit(() => undefined)));
+      expect(err2.message).toMatch(/afterCommit\(\) inside tenantConnectionManager\.read\(\)/);
+    });
+
+    it('refuses a read unit without a tenant context, before running it', async () => {
+      let ran = false;
+      const err = await rejectionOf(
+        fx.conn.read(async () => {
+          ran = true;
+        }),
+      );
+      expect(err).toBeInstanceOf(MissingTenantContextError);
+      expect(err.message).toMatch(/^no tenant context: a tenant database read needs a tenant\./);
+      expect(ran).toBe(false);
+    });
+  });
+
   describe('placement errors', () => {
     /** Writes a tenant record by hand (owner connection) and returns its placement as the guard would. */
     async function misplacedTenant(row: { tier: string; poolId: string; schemaName: string; databaseName: string | null }): Promise<TenantPlacement> {
@@ -365,6 +494,34 @@ describe('tenant setting on a reused shared connection (DATA_POOL_MAX=1)', () =>
     );
     expect(sqlState(err)).toBe('22012');
     await expectClean(pool, pid);
+  });
+
+  it('leaves neither app.tenant_id, search_path nor read-only behind after a read unit, also one whose statement failed', async () => {
+    const inside = await fx.readInTenant(bridge, async (em) => (await em.query(`SELECT pg_backend_pid() AS pid, current_schema() AS schema`))[0]);
+    expect(inside.schema).toBe(bridge.schema);
+    await expectClean(bridge, inside.pid);
+    let pid = 0;
+    const err = await rejectionOf(
+      fx.readInTenant(pool, async (em) => {
+        pid = (await em.query(`SELECT pg_backend_pid() AS pid`))[0].pid;
+        await em.query(`SELECT 1/0`);
+      }),
+    );
+    expect(sqlState(err)).toBe('22012');
+    await expectClean(pool, pid);
+    const poolEntity = await fx.registry.findPool(pool.placement.poolId);
+    const ds = await fx.module.get(SharedDataSources).get(poolEntity!);
+    const [{ read_only }] = await ds.query(`SELECT current_setting('transaction_read_only') AS read_only`);
+    expect(read_only).toBe('off');
+  });
+
+  it('gives the next tenant on the same connection only its own rows, after a read unit', async () => {
+    const a = await fx.readInTenant(pool, async (em) => (await em.query(`SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM projects`))[0]);
+    const b = await fx.readInTenant(bridge, async (em) =>
+      (await em.query(`SELECT pg_backend_pid() AS pid, (SELECT count(*)::int FROM shared.projects) AS pool_rows, current_setting('app.tenant_id') AS tenant`))[0],
+    );
+    expect(a.n).toBeGreaterThan(0);
+    expect(b).toEqual({ pid: a.pid, pool_rows: 0, tenant: bridge.id });
   });
 
   it('gives the next tenant on the same connection only its own rows', async () => {

@@ -35,6 +35,8 @@ export interface TenancyFixture {
   onboard(tier: Tier, base?: string): Promise<TestTenant>;
   /** One unit of work in the tenant's context. */
   inTenant<T>(tenant: TestTenant | TenantPlacement, work: (em: EntityManager) => Promise<T>): Promise<T>;
+  /** The same as inTenant, through TenantConnectionManager.read (a read-only unit). */
+  readInTenant<T>(tenant: TestTenant | TenantPlacement, work: (em: EntityManager) => Promise<T>): Promise<T>;
   /** A cached superuser (owner) connection to `database` (default: the test clone). Bypasses RLS. */
   owner(database?: string): Promise<Client>;
   ownerQuery<R = Record<string, unknown>>(sql: string, params?: unknown[], database?: string): Promise<R[]>;
@@ -106,6 +108,10 @@ export async function createTenancyFixture(overrides: Partial<StrataConfig> = {}
     inTenant(tenant, work) {
       const placement = 'placement' in tenant ? tenant.placement : tenant;
       return ctx.run({ tenant: placement }, () => conn.transaction(work));
+    },
+    readInTenant(tenant, work) {
+      const placement = 'placement' in tenant ? tenant.placement : tenant;
+      return ctx.run({ tenant: placement }, () => conn.read(work));
     },
     owner,
     async ownerQuery(sql, params, database) {

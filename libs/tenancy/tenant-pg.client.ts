@@ -1,0 +1,124 @@
+import { Client, Query, type QueryResult } from 'pg';
+
+/** Where a read unit's statements run: the tenant's schema and id, applied to each statement. */
+export interface TenantReadScope {
+  /** search_path value, already a quoted identifier (`"t_acme"`). */
+  readonly searchPath: string;
+  readonly tenantId: string;
+}
+
+/**
+ * The setup each statement of a read unit carries: the tenant's search_path and id for this
+ * transaction only (is_local), and the transaction made read-only so a write slipped into a read
+ * unit fails instead of running without a transaction around it. Values are bound, never inlined.
+ */
+export const ENTER_READ_SQL =
+  "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true), set_config('transaction_read_only', 'on', true)";
+
+// The parts of pg's Connection and Query this file drives; pg's typings leave them out.
+interface PgConnection {
+  stream: { cork?(): void; uncork?(): void };
+  parse(config: { text: string; name?: string; types?: unknown[] }): void;
+  bind(config: { portal?: string; statement?: string; values?: unknown[] }): void;
+  execute(config?: { portal?: string; rows?: number }): void;
+}
+interface PgQueryInternals {
+  text: string;
+  values?: unknown[];
+  submit(connection: PgConnection): Error | null;
+  handleDataRow(msg: unknown): void;
+  handleCommandComplete(msg: unknown, connection: PgConnection): void;
+}
+const QueryBase = Query as unknown as new (
+  config: { text: string; values?: unknown[]; queryMode?: 'extended' },
+  values: undefined,
+  callback: (err: Error | null, res: QueryResult) => void,
+) => PgQueryInternals;
+
+/**
+ * One statement of a read unit, sent with its tenant setup in the same pipeline segment:
+ *
+ *   Parse/Bind/Execute  ENTER_READ_SQL          (no Sync)
+ *   Parse/Bind/Describe/Execute  the statement
+ *   Sync
+ *
+ * Until Sync the backend keeps both in one implicit transaction (PostgreSQL's extended-protocol
+ * rule), so the transaction-local settings hold for the statement and vanish with it: no BEGIN,
+ * no COMMIT, no extra round trip, and nothing left on the connection after the Sync. If the setup
+ * fails, the backend skips the statement up to the Sync and the query fails: closed, not open.
+ *
+ * Hand-written on pg's Query because no library sends two statements under one Sync (pg's own
+ * pipeline mode syncs after each query); it subclasses Query so pg's pipeline mode accepts it.
+ */
+class TenantScopedQuery extends QueryBase {
+  private setupPending = true;
+
+  constructor(
+    private readonly scope: TenantReadScope,
+    text: string,
+    values: unknown[] | undefined,
+    callback: (err: Error | null, res: QueryResult) => void,
+  ) {
+    // Always the extended protocol: a simple Query message would end the implicit transaction on its own terms.
+    super({ text, values, queryMode: 'extended' }, undefined, callback);
+  }
+
+  override submit(connection: PgConnection): Error | null {
+    // Refuse what pg would refuse before sending anything, so no setup is ever left without its Sync.
+    if (typeof this.text !== 'string') return super.submit(connection);
+    if (this.values !== undefined && !Array.isArray(this.values)) return super.submit(connection);
+    connection.stream.cork?.();
+    try {
+      connection.parse({ text: ENTER_READ_SQL });
+      connection.bind({ values: [this.scope.searchPath, this.scope.tenantId] });
+      connection.execute();
+      return super.submit(connection);
+    } finally {
+      connection.stream.uncork?.();
+    }
+  }
+
+  // The setup's one row and its CommandComplete come first; they are not the caller's result.
+  override handleDataRow(msg: unknown): void {
+    if (!this.setupPending) super.handleDataRow(msg);
+  }
+
+  override handleCommandComplete(msg: unknown, connection: PgConnection): void {
+    if (this.setupPending) this.setupPending = false;
+    else super.handleCommandComplete(msg, connection);
+  }
+}
+
+/**
+ * The pg Client of every data-plane DataSource (pg-pool's `Client` option). While a read unit
+ * holds it (`enterReadScope` … `leaveReadScope`, paired in `finally`), each string query is sent
+ * as a TenantScopedQuery; otherwise it is a plain pg Client.
+ */
+export class TenantPgClient extends Client {
+  private readScope: TenantReadScope | undefined = undefined;
+
+  enterReadScope(scope: TenantReadScope): void {
+    if (this.readScope) throw new Error('TenantPgClient: a read scope is already entered on this connection');
+    this.readScope = scope;
+  }
+
+  leaveReadScope(): void {
+    this.readScope = undefined;
+  }
+
+  // pg's overloads (callbacks, submittables, config objects) stay as they are outside a read scope.
+  override query(...args: unknown[]): never {
+    const scope = this.readScope;
+    const [config, values] = args;
+    if (!scope) return (super.query as (...a: unknown[]) => never)(...args);
+    if (typeof config !== 'string' || (values !== undefined && !Array.isArray(values)) || args.length > 2) {
+      throw new Error('TenantPgClient: inside a read scope only query(text, values?) is supported');
+    }
+    return new Promise<QueryResult>((resolve, reject) => {
+      const query = new TenantScopedQuery(scope, config, values as unknown[] | undefined, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
+      (super.query as (q: unknown) => unknown)(query);
+    }) as never;
+  }
+}
