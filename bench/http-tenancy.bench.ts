@@ -88,10 +88,10 @@ function parseOptions(argv: string[]): BenchOptions {
     only: values.only ? values.only.split(',').map((x) => x.trim()).filter(Boolean) : null,
     reads: values.read ? [parseRead(values.read)] : READS,
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : null,
-    duration: num('duration', values.duration, quick ? 3 : 8, 1),
+    duration: num('duration', values.duration, quick ? 3 : 5, 1),
     connections: num('connections', values.connections, 32, 1),
-    rounds: num('rounds', values.rounds, quick ? 1 : 2, 1),
-    warmup: num('warmup', values.warmup, quick ? 1 : 2, 0),
+    rounds: num('rounds', values.rounds, quick ? 1 : 3, 1),
+    warmup: num('warmup', values.warmup, 1, 0),
   };
 }
 
@@ -331,9 +331,18 @@ interface Sample {
   cpu: CpuUsagePerRequest;
 }
 
+/** One tier run against the mean of the baseline runs just before and just after it. */
+interface Pair {
+  rpsRatio: number;
+  /** Baseline API CPU per request ÷ this tier's (> 1 would mean cheaper than the baseline). */
+  apiCpuRatio: number | null;
+}
+
 interface Tally {
   scenario: Scenario;
   samples: Sample[];
+  /** Tiers only: one per round. */
+  pairs: Pair[];
   non2xx: number;
   errors: number;
   timeouts: number;
@@ -349,12 +358,19 @@ function count(tally: Tally, r: AutocannonResult): void {
 
 async function measure(server: BenchServer, meter: CpuMeter, scenarios: Scenario[], opts: BenchOptions): Promise<Tally[]> {
   const { base } = server;
-  const tallies = scenarios.map((scenario): Tally => ({ scenario, samples: [], non2xx: 0, errors: 0, timeouts: 0, statuses: {} }));
+  const tallies = scenarios.map(
+    (scenario): Tally => ({ scenario, samples: [], pairs: [], non2xx: 0, errors: 0, timeouts: 0, statuses: {} }),
+  );
   const perRun = opts.warmup + opts.duration;
-  const total = perRun * scenarios.length * opts.rounds + opts.warmup * scenarios.length;
+  const runsPerRound = READS.reduce((n, read) => {
+    const rows = tallies.filter((t) => t.scenario.read === read);
+    const tiers = rows.filter((t) => t.scenario.target !== 'baseline').length;
+    return n + (rows.length > tiers ? 2 * tiers + 1 : tiers);
+  }, 0);
+  const total = perRun * runsPerRound * opts.rounds + opts.warmup * scenarios.length;
   console.error(
-    `measuring ${scenarios.length} scenarios × ${opts.rounds} round(s), ${opts.warmup} s warm-up + ${opts.duration} s each ` +
-      `≈ ${Math.ceil(total / 60)} min`,
+    `measuring ${scenarios.length} scenarios × ${opts.rounds} round(s) (${runsPerRound} runs a round: baseline between every tier), ` +
+      `${opts.warmup} s warm-up + ${opts.duration} s each ≈ ${Math.ceil(total / 60)} min`,
   );
   // One pass over every scenario before round 1: the API process has just served 1,500 inserts,
   // and without this the first scenarios measured run on colder JIT code and a messier heap than
@@ -366,32 +382,60 @@ async function measure(server: BenchServer, meter: CpuMeter, scenarios: Scenario
       count(tally, await runAutocannon({ ...run, duration: opts.warmup }));
     }
   }
+
+  const runOnce = async (tally: Tally, round: number, seq: number): Promise<Sample> => {
+    const { scenario } = tally;
+    const common = { url: `${base}${scenario.path}`, connections: opts.connections, headers: scenario.headers, timeout: 10 };
+    if (opts.warmup > 0) count(tally, await runAutocannon({ ...common, duration: opts.warmup }));
+    if (opts.cpuProf) await server.profile('start');
+    await meter.start();
+    const r = await runAutocannon({ ...common, duration: opts.duration });
+    const cpu = await meter.stop(r.requests.total);
+    if (opts.cpuProf) {
+      const file = join(opts.cpuProf, `r${round + 1}-${seq}-${scenario.read}-${scenario.target}.cpuprofile`);
+      await server.profile('stop', file);
+      console.error(`    profile: ${file}`);
+    }
+    count(tally, r);
+    const sample: Sample = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, cpu };
+    tally.samples.push(sample);
+    console.error(
+      `  round ${round + 1}/${opts.rounds}  ${READ_LABEL[scenario.read].padEnd(24)} ${scenario.target.padEnd(12)} ` +
+        `${sample.rps.toFixed(0).padStart(6)} req/s  p50 ${sample.p50} ms  p99 ${sample.p99} ms  ` +
+        `CPU/req: api ${fmtUs(cpu.serverUs)} pg ${fmtUs(cpu.postgresUs)} µs, machine ${fmtPct(cpu.machineBusyPct)} (other ${fmtPct(cpu.otherBusyPct)})` +
+        (r.non2xx || r.errors || r.timeouts ? `  !! non-2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts}` : ''),
+    );
+    return sample;
+  };
+
   for (let round = 0; round < opts.rounds; round++) {
-    // Interleaved: every scenario once per round, and the order rotates between rounds so that
-    // drift (thermal, autovacuum, neighbours) does not always land on the same scenario.
-    const order = rotate(tallies, (round * Math.max(1, Math.floor(tallies.length / opts.rounds))) % tallies.length);
-    for (const tally of order) {
-      const { scenario } = tally;
-      const common = { url: `${base}${scenario.path}`, connections: opts.connections, headers: scenario.headers, timeout: 10 };
-      if (opts.warmup > 0) count(tally, await runAutocannon({ ...common, duration: opts.warmup }));
-      if (opts.cpuProf) await server.profile('start');
-      await meter.start();
-      const r = await runAutocannon({ ...common, duration: opts.duration });
-      const cpu = await meter.stop(r.requests.total);
-      if (opts.cpuProf) {
-        const file = join(opts.cpuProf, `r${round + 1}-${scenario.read}-${scenario.target}.cpuprofile`);
-        await server.profile('stop', file);
-        console.error(`    profile: ${file}`);
+    // Paired: on a shared machine the speed of the box drifts by tens of percent within a minute
+    // (neighbours, steal), far more than the effect measured. So every tier run sits between two
+    // baseline runs of the same read (B T1 B T2 B T3 B) and is compared with their mean; the tier
+    // order rotates between rounds and the read order alternates, so no tier always goes first.
+    const reads = round % 2 ? [...READS].reverse() : READS;
+    let seq = 0;
+    for (const read of reads) {
+      const rows = tallies.filter((t) => t.scenario.read === read);
+      const baseline = rows.find((t) => t.scenario.target === 'baseline');
+      const tiers = rows.filter((t) => t !== baseline);
+      const order = tiers.length ? rotate(tiers, round % tiers.length) : [];
+      if (!baseline) {
+        for (const t of order) await runOnce(t, round, ++seq);
+        continue;
       }
-      count(tally, r);
-      const sample: Sample = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, cpu };
-      tally.samples.push(sample);
-      console.error(
-        `  round ${round + 1}/${opts.rounds}  ${READ_LABEL[scenario.read].padEnd(24)} ${scenario.target.padEnd(12)} ` +
-          `${sample.rps.toFixed(0).padStart(6)} req/s  p50 ${sample.p50} ms  p99 ${sample.p99} ms  ` +
-          `CPU/req: api ${fmtUs(cpu.serverUs)} pg ${fmtUs(cpu.postgresUs)} µs, machine ${fmtPct(cpu.machineBusyPct)} (other ${fmtPct(cpu.otherBusyPct)})` +
-          (r.non2xx || r.errors || r.timeouts ? `  !! non-2xx ${r.non2xx} errors ${r.errors} timeouts ${r.timeouts}` : ''),
-      );
+      let before = await runOnce(baseline, round, ++seq);
+      for (const t of order) {
+        const sample = await runOnce(t, round, ++seq);
+        const after = await runOnce(baseline, round, ++seq);
+        const baseRps = (before.rps + after.rps) / 2;
+        const baseApi = before.cpu.serverUs !== null && after.cpu.serverUs !== null ? (before.cpu.serverUs + after.cpu.serverUs) / 2 : null;
+        t.pairs.push({
+          rpsRatio: sample.rps / baseRps,
+          apiCpuRatio: baseApi !== null && sample.cpu.serverUs ? baseApi / sample.cpu.serverUs : null,
+        });
+        before = after;
+      }
     }
   }
   return tallies;
@@ -416,18 +460,16 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
   for (const [k, v] of Object.entries(meta)) lines.push(`- ${k}: ${v}`);
   lines.push('');
   lines.push(
-    `| read | scenario | req/s (median of ${opts.rounds}) | req/s per round | p50 ms | p99 ms | non-2xx / errors | × baseline | ≥ ${TARGET_RATIO}× |`,
+    `| read | scenario | req/s (median) | req/s per run | p50 ms | p99 ms | non-2xx / errors | × baseline per round | × baseline (median) | ≥ ${TARGET_RATIO}× |`,
   );
-  lines.push('|---|---|--:|---|--:|--:|--:|--:|:-:|');
+  lines.push('|---|---|--:|---|--:|--:|--:|---|--:|:-:|');
   const failed: Tally[] = [];
   const misses: string[] = [];
   for (const read of READS) {
     const rows = tallies.filter((t) => t.scenario.read === read);
-    const baselineTally = rows.find((t) => t.scenario.target === 'baseline');
-    const baseline = baselineTally ? median(baselineTally.samples.map((s) => s.rps)) : NaN;
     for (const t of rows) {
       const rps = median(t.samples.map((s) => s.rps));
-      const ratio = rps / baseline;
+      const ratio = t.pairs.length ? median(t.pairs.map((p) => p.rpsRatio)) : NaN;
       const bad = t.non2xx + t.errors + t.timeouts;
       if (bad) failed.push(t);
       const isBaseline = t.scenario.target === 'baseline';
@@ -437,7 +479,8 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
       lines.push(
         `| ${READ_LABEL[read]} | ${t.scenario.target} | ${rps.toFixed(0)} | ${t.samples.map((s) => s.rps.toFixed(0)).join(', ')} | ` +
           `${fmtMs(median(t.samples.map((s) => s.p50)))} | ${fmtMs(median(t.samples.map((s) => s.p99)))} | ` +
-          `${t.non2xx} / ${t.errors + t.timeouts} | ${isBaseline ? '1.00' : known ? ratio.toFixed(2) : 'n/a'} | ${meets} |`,
+          `${t.non2xx} / ${t.errors + t.timeouts} | ${isBaseline ? '—' : t.pairs.map((p) => p.rpsRatio.toFixed(2)).join(', ') || 'n/a'} | ` +
+          `${isBaseline ? '1.00' : known ? ratio.toFixed(2) : 'n/a'} | ${meets} |`,
       );
     }
   }
@@ -449,16 +492,14 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
   );
   lines.push('| read | scenario | API process | PostgreSQL | load generator | API CPU: baseline ÷ this | machine busy | of it other processes |');
   lines.push('|---|---|--:|--:|--:|--:|--:|--:|');
-  const apiBaseline = new Map<Read, number | null>();
   for (const t of tallies) {
     const m = (f: (c: CpuUsagePerRequest) => number | null) => {
       const xs = t.samples.map((s) => f(s.cpu)).filter((x): x is number => x !== null);
       return xs.length ? median(xs) : null;
     };
     const api = m((c) => c.serverUs);
-    if (t.scenario.target === 'baseline') apiBaseline.set(t.scenario.read, api);
-    const base = apiBaseline.get(t.scenario.read);
-    const cpuRatio = api && base ? (base / api).toFixed(2) : 'n/a';
+    const cpuRatios = t.pairs.map((p) => p.apiCpuRatio).filter((x): x is number => x !== null);
+    const cpuRatio = t.scenario.target === 'baseline' ? '1.00' : cpuRatios.length ? median(cpuRatios).toFixed(2) : 'n/a';
     lines.push(
       `| ${READ_LABEL[t.scenario.read]} | ${t.scenario.target} | ${fmtUs(api)} | ${fmtUs(m((c) => c.postgresUs))} | ` +
         `${fmtUs(m((c) => c.benchUs))} | ${cpuRatio} | ${fmtPct(m((c) => c.machineBusyPct))} | ${fmtPct(m((c) => c.otherBusyPct))} |`,
@@ -466,7 +507,9 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
   }
   lines.push('');
   lines.push(
-    `req/s and latencies are medians over rounds; non-2xx / errors count warm-ups too. ` +
+    `req/s and latencies are medians over runs; × baseline compares each tier run with the mean of the baseline runs just ` +
+      `before and after it (same read), one ratio per round, and takes their median; the CPU ratio is paired the same way. ` +
+      `non-2xx / errors count warm-ups too. ` +
       `Target (issue): every tier ≥ ${TARGET_RATIO}× the baseline of the same read.`,
   );
   lines.push(misses.length ? `Below target: ${misses.join('; ')}.` : 'Every tier meets the target.');
@@ -504,7 +547,7 @@ function describeEnvironment(opts: BenchOptions, ready: BenchServerReady, pgVers
   const cpu = cpus();
   return {
     command: `node dist/bench/http-tenancy.bench.js ${process.argv.slice(2).join(' ')}`.trim(),
-    load: `autocannon, ${opts.connections} connections, ${opts.warmup} s warm-up + ${opts.duration} s per scenario, ${opts.rounds} interleaved round(s)`,
+    load: `autocannon, ${opts.connections} connections, ${opts.warmup} s warm-up + ${opts.duration} s per run, ${opts.rounds} round(s), baseline run between every tier run`,
     machine: `${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, Node ${process.version}, PostgreSQL ${pgVersion}, commit ${commit}`,
     pools: `DATA_POOL_MAX ${ready.pools.dataPoolMax} (baseline DataSource: same), SILO_POOL_MAX ${ready.pools.siloPoolMax}, registry cache TTL ${ready.pools.registryCacheTtlMs} ms`,
     data: `3 tenants (pool, bridge, silo), 1 project + ${INVOICES_PER_TENANT} invoices each, created through the API`,
