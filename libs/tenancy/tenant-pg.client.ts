@@ -30,10 +30,10 @@ interface PgQueryInternals {
   handleCommandComplete(msg: unknown, connection: PgConnection): void;
 }
 const QueryBase = Query as unknown as new (
-  config: { text: string; values?: unknown[]; queryMode?: 'extended' },
-  values: undefined,
+  text: string,
+  values: unknown[] | undefined,
   callback: (err: Error | null, res: QueryResult) => void,
-) => PgQueryInternals;
+) => PgQueryInternals & { queryMode?: 'extended' };
 
 /**
  * One statement of a read unit, sent with its tenant setup in the same pipeline segment:
@@ -59,8 +59,10 @@ class TenantScopedQuery extends QueryBase {
     values: unknown[] | undefined,
     callback: (err: Error | null, res: QueryResult) => void,
   ) {
+    // Text and values positionally: a config object would be deep-copied by pg (measured ~8 µs a query).
+    super(text, values, callback);
     // Always the extended protocol: a simple Query message would end the implicit transaction on its own terms.
-    super({ text, values, queryMode: 'extended' }, undefined, callback);
+    this.queryMode = 'extended';
   }
 
   override submit(connection: PgConnection): Error | null {
