@@ -5,7 +5,7 @@ const base = { DATABASE_URL: 'postgres://o@h/db', AUTH_JWT_SECRET: 'x'.repeat(32
 describe('configuration', () => {
   it('applies defaults', () => {
     const c = loadStrataConfig(base);
-    expect(c).toMatchObject({ port: 3000, appDbUser: 'strata_app', siloPoolMax: 2, siloMaxConnections: 40, dataPoolMax: 10 });
+    expect(c).toMatchObject({ port: 3000, appDbUser: 'strata_app', siloPoolMax: 10, siloMaxConnections: 40, dataPoolMax: 10 });
   });
 
   it('refuses a short signing secret, naming the variable', () => {

@@ -47,7 +47,7 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
   if (!jwtSecret || jwtSecret.length < 32) {
     throw new Error('config: AUTH_JWT_SECRET must be set to at least 32 characters');
   }
-  const siloPoolMax = int(env, 'SILO_POOL_MAX', 2, 1);
+  const siloPoolMax = int(env, 'SILO_POOL_MAX', 10, 1);
   const siloMaxConnections = int(env, 'SILO_MAX_CONNECTIONS', 40, 1);
   if (siloMaxConnections < siloPoolMax) {
     throw new Error('config: SILO_MAX_CONNECTIONS must be >= SILO_POOL_MAX');

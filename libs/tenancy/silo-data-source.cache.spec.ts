@@ -6,20 +6,37 @@ import { SiloCapacityError, SiloDataSourceCache, type SiloDataSourceOpener } fro
 // real connections are covered by the integration suite.
 class FakeDataSource {
   destroyed = false;
+  driver?: { master: FakePgPool };
   constructor(readonly database: string) {}
   async destroy() {
     this.destroyed = true;
   }
 }
 
-function setup(over: Partial<StrataConfig> = {}) {
-  const config = { siloPoolMax: 2, siloMaxConnections: 4, siloIdleMs: 1000, siloAcquireTimeoutMs: 200, ...over } as StrataConfig;
+/** What the cache reads and steers of pg-pool: the max it may open, how many it has, its 'remove' event. */
+class FakePgPool {
+  totalCount = 0;
+  private readonly removed: Array<() => void> = [];
+  constructor(readonly options: { max: number }) {}
+  on(_event: 'remove', listener: () => void) {
+    this.removed.push(listener);
+  }
+  /** pg-pool closed a connection (idle timeout, error). */
+  close(n = 1) {
+    this.totalCount -= n;
+    for (const l of this.removed) l();
+  }
+}
+
+function setup(over: Partial<StrataConfig> = {}, opts: { withPool?: boolean } = {}) {
+  const config = { siloPoolMax: 2, siloMaxConnections: 2, siloIdleMs: 1000, siloAcquireTimeoutMs: 200, ...over } as StrataConfig;
   const opened: FakeDataSource[] = [];
   let fail = false;
-  const opener: SiloDataSourceOpener = async (address) => {
+  const opener: SiloDataSourceOpener = async (address, max) => {
     await new Promise((r) => setTimeout(r, 5));
     if (fail) throw new Error('connect ECONNREFUSED');
     const ds = new FakeDataSource(address.database);
+    if (opts.withPool) ds.driver = { master: new FakePgPool({ max }) };
     opened.push(ds);
     return ds as unknown as DataSource;
   };
@@ -49,7 +66,7 @@ describe('SiloDataSourceCache', () => {
     expect(opened.find((d) => d.database === 'b')!.destroyed).toBe(true);
     expect(opened.find((d) => d.database === 'a')!.destroyed).toBe(false);
     expect(open()).toBe(2);
-    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4 });
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 2 });
     c.release();
     await cache.onApplicationShutdown();
   });
@@ -107,5 +124,72 @@ describe('SiloDataSourceCache', () => {
     expect(cache.stats().inUse).toBe(1);
     again.release();
     await cache.onApplicationShutdown();
+  });
+
+  describe('elastic pools', () => {
+    const poolOf = (l: { dataSource: DataSource }) => (l.dataSource as unknown as FakeDataSource).driver!.master;
+
+    it('opens a DataSource allowed one connection, holding one slot', async () => {
+      const { cache } = setup({ siloPoolMax: 3, siloMaxConnections: 4 }, { withPool: true });
+      const a = await cache.acquire('a', addr('a'));
+      expect(poolOf(a).options.max).toBe(1);
+      expect(cache.stats().reservedConnections).toBe(1);
+      a.release();
+      await cache.onApplicationShutdown();
+    });
+
+    it('grows a busy tenant by one slot per extra unit in flight, up to SILO_POOL_MAX', async () => {
+      const { cache } = setup({ siloPoolMax: 3, siloMaxConnections: 4 }, { withPool: true });
+      const leases = await Promise.all(Array.from({ length: 5 }, () => cache.acquire('a', addr('a'))));
+      expect(poolOf(leases[0]).options.max).toBe(3);
+      expect(cache.stats().reservedConnections).toBe(3);
+      const b = await cache.acquire('b', addr('b')); // the fourth slot is still there for another tenant
+      expect(cache.stats().reservedConnections).toBe(4);
+      [...leases, b].forEach((l) => l.release());
+      await cache.onApplicationShutdown();
+    });
+
+    it('never grows past the budget: extra units share the tenant’s connections instead of waiting', async () => {
+      const { cache } = setup({ siloPoolMax: 5, siloMaxConnections: 2 }, { withPool: true });
+      const a = await cache.acquire('a', addr('a'));
+      const b = await cache.acquire('b', addr('b'));
+      const more = await Promise.all([cache.acquire('a', addr('a')), cache.acquire('a', addr('a'))]);
+      expect(poolOf(a).options.max).toBe(1);
+      expect(cache.stats().reservedConnections).toBe(2);
+      [a, b, ...more].forEach((l) => l.release());
+      await cache.onApplicationShutdown();
+    });
+
+    it('gives back unused slots on release, and the others as pg-pool closes idle connections', async () => {
+      const { cache } = setup({ siloPoolMax: 3, siloMaxConnections: 4 }, { withPool: true });
+      const leases = await Promise.all(Array.from({ length: 3 }, () => cache.acquire('a', addr('a'))));
+      const pool = poolOf(leases[0]);
+      pool.totalCount = 2; // pg-pool opened two of the three it was allowed
+      leases.forEach((l) => l.release());
+      expect(cache.stats().reservedConnections).toBe(2);
+      expect(pool.options.max).toBe(2);
+      pool.close();
+      expect(cache.stats().reservedConnections).toBe(1);
+      pool.close();
+      expect(cache.stats().reservedConnections).toBe(1); // a resident DataSource keeps one slot
+      expect(pool.options.max).toBe(1);
+      await cache.onApplicationShutdown();
+      expect(cache.stats().reservedConnections).toBe(0);
+    });
+
+    it('starts closing the least recently used idle tenant when a busy one cannot grow', async () => {
+      const { cache, opened } = setup({ siloPoolMax: 3, siloMaxConnections: 2 }, { withPool: true });
+      (await cache.acquire('idle', addr('idle'))).release();
+      const b1 = await cache.acquire('b', addr('b'));
+      const b2 = await cache.acquire('b', addr('b'));
+      expect(poolOf(b1).options.max).toBe(1); // no room yet...
+      await new Promise((r) => setTimeout(r, 10));
+      expect(opened.find((d) => d.database === 'idle')!.destroyed).toBe(true); // ...but it is being made
+      const b3 = await cache.acquire('b', addr('b'));
+      expect(poolOf(b1).options.max).toBe(2);
+      expect(cache.stats()).toMatchObject({ size: 1, reservedConnections: 2 });
+      [b1, b2, b3].forEach((l) => l.release());
+      await cache.onApplicationShutdown();
+    });
   });
 });

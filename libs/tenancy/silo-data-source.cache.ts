@@ -12,12 +12,23 @@ export class SiloCapacityError extends ApiException {
   }
 }
 
+/** The parts of pg-pool the cache steers; `options.max` is read by pg-pool on every checkout. */
+interface PgPoolHandle {
+  options: { max: number };
+  totalCount: number;
+  on(event: 'remove', listener: () => void): unknown;
+}
+
 interface Entry {
   tenantId: string;
   ready: Promise<DataSource>;
   ds?: DataSource;
+  /** The DataSource's pg pool, when it has one (fakes in unit tests may not). */
+  pool?: PgPoolHandle;
   refs: number;
   lastUsed: number;
+  /** Budget slots this tenant holds: ≥ 1, ≥ its open connections, ≤ SILO_POOL_MAX. */
+  slots: number;
 }
 
 export interface SiloLease {
@@ -30,8 +41,14 @@ export const SILO_DATA_SOURCE_OPENER = Symbol('SILO_DATA_SOURCE_OPENER');
 
 /**
  * One DataSource per silo tenant, created on first use, in a bounded LRU with idle eviction and a
- * global connection budget: every DataSource reserves `siloPoolMax` slots out of
- * `siloMaxConnections` before it may connect, so no number of silo tenants can exceed the budget.
+ * global connection budget of `siloMaxConnections` slots, one per connection, so no number of silo
+ * tenants can exceed it. The pools are elastic: a DataSource starts with one slot (waiting for it,
+ * or evicting the least recently used idle DataSource) and grows by a slot whenever it has more
+ * units in flight than slots, up to `siloPoolMax`, while the budget has room; its pg pool may
+ * never open more connections than its slots (pg-pool reads `options.max` on every checkout).
+ * Slots go back only when connections are gone: unused ones on release, the rest when pg-pool
+ * closes idle connections (`siloIdleMs`) or the DataSource is evicted. So an idle silo tenant
+ * costs one slot, a busy one gets the pool a shared server has, and the cap always holds.
  *
  * Hand-written rather than lru-cache: eviction must skip entries that requests are still using
  * (reference counts), wait for a slot instead of overshooting, and close a DataSource before its
@@ -63,7 +80,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
       this.entries.set(tenantId, entry);
     } else {
       // Registered before the first await: concurrent first requests share one DataSource.
-      entry = { tenantId, refs: 0, lastUsed: Date.now(), ready: undefined as unknown as Promise<DataSource> };
+      entry = { tenantId, refs: 0, slots: 0, lastUsed: Date.now(), ready: undefined as unknown as Promise<DataSource> };
       const created = entry;
       entry.ready = this.create(created, address);
       this.entries.set(tenantId, entry);
@@ -72,6 +89,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
     try {
       const dataSource = await entry.ready;
       const held = entry;
+      this.grow(held);
       let released = false;
       return {
         dataSource,
@@ -80,6 +98,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
           released = true;
           held.refs--;
           held.lastUsed = Date.now();
+          this.trim(held);
           if (held.refs === 0) this.wake();
         },
       };
@@ -117,33 +136,74 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
   }
 
   private async create(entry: Entry, address: ServerAddress): Promise<DataSource> {
-    let reserved = false;
     try {
       await this.reserveSlot();
-      reserved = true;
-      const ds = await this.open(address, this.config.siloPoolMax);
+      entry.slots = 1;
+      // Opened with one connection allowed; grow() raises the pool's max as slots are granted.
+      const ds = await this.open(address, entry.slots);
       if (this.closed) {
         // Shut down while connecting: nobody would ever close it.
         await ds.destroy().catch(() => undefined);
         throw new Error('silo cache is shut down');
       }
       entry.ds = ds;
+      entry.pool = pgPoolOf(ds);
+      // A connection pg-pool closed (idle timeout, error) gives its slot back.
+      entry.pool?.on('remove', () => this.trim(entry));
       return ds;
     } catch (err) {
       // Also when no slot was granted (SiloCapacityError): a failed entry must not stay cached,
       // or every later request of the tenant would get its rejected promise without retrying.
-      if (reserved) this.reserved -= this.config.siloPoolMax;
+      this.reserved -= entry.slots;
+      entry.slots = 0;
       if (this.entries.get(entry.tenantId) === entry) this.entries.delete(entry.tenantId);
       this.wake();
       throw err;
     }
   }
 
+  /**
+   * More units in flight than slots: take free slots, one per extra unit, up to SILO_POOL_MAX.
+   * Never waits — without a free slot the unit queues for one of the tenant's own connections —
+   * but starts closing an idle DataSource, so the next unit finds room.
+   */
+  private grow(entry: Entry): void {
+    const pool = entry.pool;
+    if (!pool || this.entries.get(entry.tenantId) !== entry) return;
+    const { siloPoolMax, siloMaxConnections } = this.config;
+    while (entry.refs > entry.slots && entry.slots < siloPoolMax && this.reserved < siloMaxConnections) {
+      entry.slots++;
+      this.reserved++;
+    }
+    pool.options.max = entry.slots;
+    if (entry.refs > entry.slots && entry.slots < siloPoolMax) {
+      const victim = this.lruIdle(entry);
+      if (victim) void this.close(victim);
+    }
+  }
+
+  /** Gives back slots the tenant holds beyond max(1, open connections, units in flight). */
+  private trim(entry: Entry): void {
+    const pool = entry.pool;
+    if (!pool || this.entries.get(entry.tenantId) !== entry) return; // close() accounts for evicted entries
+    const keep = Math.max(1, pool.totalCount, entry.refs);
+    if (keep >= entry.slots) return;
+    this.reserved -= entry.slots - keep;
+    entry.slots = keep;
+    pool.options.max = keep;
+    this.wake();
+  }
+
+  private lruIdle(except?: Entry): Entry | undefined {
+    for (const e of this.entries.values()) if (e !== except && e.ds && e.refs === 0) return e;
+    return undefined;
+  }
+
   private async reserveSlot(): Promise<void> {
-    const need = this.config.siloPoolMax;
+    const need = 1;
     const deadline = Date.now() + this.config.siloAcquireTimeoutMs;
     while (this.reserved + need > this.config.siloMaxConnections) {
-      const victim = [...this.entries.values()].find((e) => e.ds && e.refs === 0);
+      const victim = this.lruIdle();
       if (victim) {
         await this.close(victim);
         continue;
@@ -172,7 +232,8 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
       this.logger.warn(`closing silo DataSource failed: ${(err as Error).message}`);
     } finally {
       // Slots return only once the connections are closed, so the budget is never overshot.
-      this.reserved -= this.config.siloPoolMax;
+      this.reserved -= entry.slots;
+      entry.slots = 0;
       this.wake();
     }
   }
@@ -184,9 +245,9 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
   }
 }
 
-interface PgPoolEvents {
-  totalCount: number;
-  on(event: 'remove', listener: () => void): unknown;
+function pgPoolOf(ds: DataSource): PgPoolHandle | undefined {
+  const pool = (ds.driver as unknown as { master?: PgPoolHandle } | undefined)?.master;
+  return pool && typeof pool.on === 'function' && pool.options ? pool : undefined;
 }
 
 /**
@@ -196,8 +257,8 @@ interface PgPoolEvents {
  * Capped, so a client that never reports back cannot wedge eviction.
  */
 function whenConnectionsClosed(ds: DataSource, capMs = 2000): Promise<void> {
-  const pool = (ds.driver as unknown as { master?: PgPoolEvents } | undefined)?.master;
-  if (!pool || typeof pool.on !== 'function' || !pool.totalCount) return Promise.resolve();
+  const pool = pgPoolOf(ds);
+  if (!pool || !pool.totalCount) return Promise.resolve();
   let left = pool.totalCount;
   return new Promise<void>((resolve) => {
     const cap = setTimeout(resolve, capMs);

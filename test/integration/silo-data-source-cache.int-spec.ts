@@ -79,7 +79,8 @@ describe('silo DataSource cache on real databases', () => {
     expect(new Set(seen.map((s) => s.ds)).size).toBe(1);
     expect(new Set(seen.map((s) => s.db))).toEqual(new Set([t.database]));
     expect(new Set(seen.map((s) => s.pid)).size).toBeLessThanOrEqual(SILO.siloPoolMax);
-    expect(cache.stats()).toMatchObject({ size: 1, reservedConnections: SILO.siloPoolMax, inUse: 0 });
+    expect(cache.stats()).toMatchObject({ size: 1, inUse: 0 });
+    expect(cache.stats().reservedConnections).toBeLessThanOrEqual(SILO.siloPoolMax);
     expect(Math.max(...samples)).toBeLessThanOrEqual(SILO.siloPoolMax);
     const [{ n }] = await fx.ownerQuery<{ n: number }>(`SELECT count(*)::int AS n FROM shared.projects WHERE name = 'first'`, [], t.database);
     expect(n).toBe(20);
@@ -110,7 +111,7 @@ describe('silo DataSource cache on real databases', () => {
     // Every tenant got a DataSource, so at least three of the five had to be evicted on the way.
     expect([...dataSources.keys()].sort()).toEqual(silos.map((t) => t.id).sort());
     const stats = cache.stats();
-    expect(stats.size).toBeLessThanOrEqual(SILO.siloMaxConnections / SILO.siloPoolMax);
+    expect(stats.size).toBeLessThanOrEqual(SILO.siloMaxConnections);
     expect(stats.reservedConnections).toBeLessThanOrEqual(SILO.siloMaxConnections);
     for (const t of silos) {
       const [{ n }] = await fx.ownerQuery<{ n: number }>(
@@ -126,7 +127,7 @@ describe('silo DataSource cache on real databases', () => {
     const used = silos.slice(0, 2);
     await Promise.all(used.map((t) => fx.inTenant(t, (em) => em.query(`SELECT 1`))));
     const releasedAt = Date.now();
-    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4 });
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 2 }); // one connection each
     expect(await appBackends(used)).toBeGreaterThan(0);
     await sleep(100);
     expect(cache.stats().size).toBe(2); // not yet idle long enough
@@ -150,20 +151,63 @@ describe('silo DataSource cache on real databases', () => {
     }
   });
 
+  it('grows a silo tenant’s pool to SILO_POOL_MAX connections under concurrent units, and no further', async () => {
+    const t = silos[0];
+    const hold = deferred();
+    const pids: number[] = [];
+    const units = Array.from({ length: SILO.siloPoolMax + 2 }, () =>
+      fx.inTenant(t, async (em) => {
+        pids.push((await em.query(`SELECT pg_backend_pid() AS pid`))[0].pid);
+        await hold.promise;
+      }),
+    );
+    await waitFor(() => pids.length, (n) => n === SILO.siloPoolMax);
+    await sleep(100); // the others stay queued for the tenant's own connections
+    expect(pids).toHaveLength(SILO.siloPoolMax);
+    expect(new Set(pids).size).toBe(SILO.siloPoolMax);
+    expect(await appBackends([t])).toBe(SILO.siloPoolMax);
+    expect(cache.stats()).toMatchObject({ size: 1, reservedConnections: SILO.siloPoolMax });
+    hold.resolve();
+    await Promise.all(units);
+    expect(pids).toHaveLength(SILO.siloPoolMax + 2);
+  });
+
+  it('serves more silo tenants at once than SILO_MAX_CONNECTIONS / SILO_POOL_MAX: a tenant holds only the connections it uses', async () => {
+    const four = silos.slice(0, SILO.siloMaxConnections);
+    const hold = deferred();
+    const entered = four.map(() => deferred());
+    const units = four.map((t, i) =>
+      fx.inTenant(t, async (em) => {
+        const [{ db }] = await em.query(`SELECT current_database() AS db`);
+        entered[i].resolve();
+        await hold.promise;
+        return db as string;
+      }),
+    );
+    await Promise.all(entered.map((d) => d.promise));
+    expect(cache.stats()).toMatchObject({ size: SILO.siloMaxConnections, reservedConnections: SILO.siloMaxConnections, inUse: SILO.siloMaxConnections });
+    expect(await appBackends(silos)).toBeLessThanOrEqual(SILO.siloMaxConnections);
+    hold.resolve();
+    expect(await Promise.all(units)).toEqual(four.map((t) => t.database));
+  });
+
   it('rejects with SiloCapacityError when in-flight work holds every slot past the acquire timeout', async () => {
     const [t1, t2, t3] = silos;
     const hold = deferred();
-    const entered = [deferred(), deferred()];
-    const held = [t1, t2].map((t, i) =>
+    const entered = [deferred(), deferred(), deferred(), deferred()];
+    // Two units each: both tenants grow to SILO_POOL_MAX, so together they hold every slot.
+    const held = [t1, t2, t1, t2].map((t, i) =>
       fx.inTenant(t, async (em) => {
         await em.query(`INSERT INTO projects (name) VALUES ('held')`);
+        const seen = await em.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'held'`);
         entered[i].resolve();
         await hold.promise;
-        return em.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'held'`);
+        return seen;
       }),
     );
     await Promise.all(entered.map((d) => d.promise));
     expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 4, inUse: 2 });
+    expect(await appBackends([t1, t2])).toBe(4);
 
     let ran = false;
     const started = Date.now();
@@ -183,7 +227,8 @@ describe('silo DataSource cache on real databases', () => {
 
     hold.resolve();
     const counts = await Promise.all(held);
-    expect(counts.map((c) => c[0].n)).toEqual([1, 1]);
+    // Each held unit saw only its own uncommitted row, and all of them completed.
+    expect(counts.map((c) => c[0].n)).toEqual([1, 1, 1, 1]);
     // Once the slots are free, the tenant that was turned away gets in (its failure was not cached).
     const [{ db }] = await fx.inTenant(t3, (em) => em.query(`SELECT current_database() AS db`));
     expect(db).toBe(t3.database);
