@@ -72,8 +72,7 @@ export class TenantConnectionManager {
       return work(open);
     }
     const { tenant } = this.context.requireTenant('a tenant database transaction', 'tenant data');
-    const strategy = this.strategies[tenant.tier];
-    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
+    const strategy = this.strategyOf(tenant);
     const lease = await strategy.enter(tenant);
     const afterCommit: Array<() => Promise<void> | void> = [];
     let result: T;
@@ -104,8 +103,7 @@ export class TenantConnectionManager {
     const open = this.openManager();
     if (open) return work(open);
     const { tenant } = this.context.requireTenant('a tenant database read', 'tenant data');
-    const strategy = this.strategies[tenant.tier];
-    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
+    const strategy = this.strategyOf(tenant);
     const scope = tenantReadScope(tenant);
     const lease = await strategy.enter(tenant);
     try {
@@ -160,6 +158,12 @@ export class TenantConnectionManager {
       throw new Error('no open tenant transaction: call afterCommit() inside tenantConnectionManager.transaction(() => …)');
     }
     callbacks.push(callback);
+  }
+
+  private strategyOf(tenant: TenantPlacement): TierStrategy {
+    const strategy = this.strategies[tenant.tier];
+    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
+    return strategy;
   }
 
   private openManager(): EntityManager | undefined {
