@@ -1,4 +1,4 @@
-import { tenantSetupSql } from './tenant-connection.manager';
+import { tenantReadScope, tenantSetupSql } from './tenant-connection.manager';
 
 const id = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 
@@ -16,5 +16,32 @@ describe('tenant setup statement', () => {
   it('refuses a schema name outside the identifier rule', () => {
     expect(() => tenantSetupSql({ id, schemaName: 'shared"; DROP SCHEMA x; --' })).toThrow(/refusing schema/);
     expect(() => tenantSetupSql({ id, schemaName: 'Upper' })).toThrow(/refusing schema/);
+  });
+});
+
+describe('read scope', () => {
+  it('binds the quoted schema and the tenant id', () => {
+    expect(tenantReadScope({ id, schemaName: 't_acme' })).toEqual({ searchPath: '"t_acme"', tenantId: id });
+  });
+
+  it('hands out one frozen scope per placement, so its setup bytes are built once', () => {
+    const a = tenantReadScope({ id, schemaName: 't_scope_reuse' });
+    expect(tenantReadScope({ id, schemaName: 't_scope_reuse' })).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(tenantReadScope({ id, schemaName: 't_scope_other' })).not.toBe(a);
+  });
+
+  it('refuses what the setup statement refuses, also after a valid placement of the same tenant was seen', () => {
+    tenantReadScope({ id, schemaName: 'shared' });
+    expect(() => tenantReadScope({ id: `${id}'--`, schemaName: 'shared' })).toThrow(/not a UUID/);
+    expect(() => tenantReadScope({ id, schemaName: 'shared"; DROP SCHEMA x; --' })).toThrow(/refusing schema/);
+  });
+
+  it('stays bounded: after 10,000 other placements the first is rebuilt, not kept', () => {
+    const first = tenantReadScope({ id, schemaName: 't_bounded_first' });
+    for (let i = 0; i < 10_000; i++) tenantReadScope({ id, schemaName: `t_bounded_${i}` });
+    const again = tenantReadScope({ id, schemaName: 't_bounded_first' });
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first);
   });
 });

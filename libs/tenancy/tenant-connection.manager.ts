@@ -27,11 +27,22 @@ export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'
   return `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${escapeLiteral(scope.tenantId)}, true)`;
 }
 
+// Read scopes by tenant id and schema: one object per placement, so TenantPgClient can keep the
+// setup's wire bytes with it. Bounded; a placement that drops out is rebuilt on its next read.
+const READ_SCOPES_MAX = 10_000;
+const readScopes = new Map<string, TenantReadScope>();
+
 /** The bound values of a read unit's per-statement setup; the same checks as tenantSetupSql. */
 export function tenantReadScope(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): TenantReadScope {
+  const key = `${tenant.id}\u0000${tenant.schemaName}`;
+  const known = readScopes.get(key);
+  if (known) return known;
   if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
   if (!SCHEMA.test(tenant.schemaName)) throw new Error(`refusing schema ${JSON.stringify(tenant.schemaName)}`);
-  return { searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id };
+  const scope: TenantReadScope = Object.freeze({ searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id });
+  if (readScopes.size >= READ_SCOPES_MAX) readScopes.delete(readScopes.keys().next().value as string);
+  readScopes.set(key, scope);
+  return scope;
 }
 
 // TypeORM keeps its transaction state in these fields; we open the transaction ourselves (in the
