@@ -27,7 +27,40 @@ export const REDACTED_PATHS = [
   '*.*.password',
 ];
 
-type SerializedReq = { url?: string; query?: unknown; [k: string]: unknown };
+type SerializedReq = {
+  id?: unknown;
+  method?: string;
+  url?: string;
+  headers?: Record<string, unknown>;
+  remoteAddress?: string;
+  remotePort?: number;
+};
+
+/**
+ * Request headers a log line keeps. An allowlist, not a denylist: credentials travel in headers
+ * nobody thought to list (`x-auth-token`, a partner's custom key), and the tenant, user and
+ * request id are already fields of their own. Redaction (REDACTED_PATHS) stays as the second line.
+ */
+export const LOGGED_REQUEST_HEADERS = ['user-agent', 'content-type', 'content-length'] as const;
+
+/**
+ * The request as a log line shows it: method, path without its query string (a query may carry
+ * personal data, ?email=…), the allowlisted headers, the peer. Express's route params are left
+ * out: at logging time they are the middleware's wildcard split of the path, not the route's.
+ */
+export function serializeRequest(req: SerializedReq): Record<string, unknown> {
+  const headers: Record<string, unknown> = {};
+  const given = req.headers ?? {};
+  for (const name of LOGGED_REQUEST_HEADERS) if (given[name] !== undefined) headers[name] = given[name];
+  return {
+    id: req.id,
+    method: req.method,
+    url: typeof req.url === 'string' ? req.url.split('?')[0] : req.url,
+    headers,
+    remoteAddress: req.remoteAddress,
+    remotePort: req.remotePort,
+  };
+}
 
 /**
  * Tenant fields are added by a mixin at write time, not bound into the request's child logger:
@@ -51,13 +84,7 @@ export function loggerParams(options: ObservabilityOptions): Params {
       const id = currentClsStore()?.[CLS_ID] ?? res.getHeader('x-request-id');
       return typeof id === 'string' ? id : randomUUID();
     },
-    serializers: {
-      // A query string may carry personal data (?email=…); the path is enough to find the route.
-      req: (req: SerializedReq) => {
-        const { query: _query, ...rest } = req;
-        return { ...rest, url: typeof req.url === 'string' ? req.url.split('?')[0] : req.url };
-      },
-    },
+    serializers: { req: serializeRequest },
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     // Scrapes every few seconds would drown the request log.
     autoLogging: { ignore: (req) => ((req as { originalUrl?: string }).originalUrl ?? req.url)?.split('?')[0] === '/metrics' },
