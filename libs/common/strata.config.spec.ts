@@ -5,7 +5,14 @@ const base = { DATABASE_URL: 'postgres://o@h/db', AUTH_JWT_SECRET: 'x'.repeat(32
 describe('configuration', () => {
   it('applies defaults', () => {
     const c = loadStrataConfig(base);
-    expect(c).toMatchObject({ port: 3000, appDbUser: 'strata_app', siloPoolMax: 10, siloMaxConnections: 40, dataPoolMax: 10 });
+    expect(c).toMatchObject({ port: 3000, appDbUser: 'strata_app', siloPoolMax: 10, siloMaxConnections: 40, dataPoolMax: 10, tenantSetupPrepared: true });
+  });
+
+  it('turns the prepared tenant setup off with TENANT_SETUP_PREPARED=false and refuses anything but a boolean', () => {
+    expect(loadStrataConfig({ ...base, TENANT_SETUP_PREPARED: 'false' }).tenantSetupPrepared).toBe(false);
+    expect(loadStrataConfig({ ...base, TENANT_SETUP_PREPARED: '0' }).tenantSetupPrepared).toBe(false);
+    expect(loadStrataConfig({ ...base, TENANT_SETUP_PREPARED: 'true' }).tenantSetupPrepared).toBe(true);
+    expect(() => loadStrataConfig({ ...base, TENANT_SETUP_PREPARED: 'no' })).toThrow(/TENANT_SETUP_PREPARED/);
   });
 
   it('refuses a short signing secret, naming the variable', () => {

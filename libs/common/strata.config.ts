@@ -20,6 +20,11 @@ export interface StrataConfig {
   dataPoolMax: number;
   bridgeConnMaxUses: number;
   bridgeConnMaxLifetimeSeconds: number;
+  /**
+   * Each data connection prepares the read units' tenant setup once (a named statement) instead of
+   * parsing it with every statement. Off behind PgBouncer < 1.21 in transaction mode.
+   */
+  tenantSetupPrepared: boolean;
   siloPoolMax: number;
   siloMaxConnections: number;
   siloIdleMs: number;
@@ -32,6 +37,14 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): nu
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+function bool(env: NodeJS.ProcessEnv, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error(`config: ${key} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 function opt(env: NodeJS.ProcessEnv, key: string): string | undefined {
@@ -70,6 +83,7 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     dataPoolMax: int(env, 'DATA_POOL_MAX', 10, 1),
     bridgeConnMaxUses: int(env, 'BRIDGE_CONN_MAX_USES', 5000, 0),
     bridgeConnMaxLifetimeSeconds: int(env, 'BRIDGE_CONN_MAX_LIFETIME_SECONDS', 300, 0),
+    tenantSetupPrepared: bool(env, 'TENANT_SETUP_PREPARED', true),
     siloPoolMax,
     siloMaxConnections,
     siloIdleMs: int(env, 'SILO_IDLE_MS', 60_000, 100),

@@ -2,6 +2,8 @@
 export { TenancyModule } from './tenancy.module';
 export { TenantContext, MissingTenantContextError } from './tenant.context';
 export { TenantConnectionManager, tenantSetupSql } from './tenant-connection.manager';
+// The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
+export { ENTER_READ_SQL, ENTER_READ_STATEMENT } from './tenant-pg.client';
 export type { TenantPlacement, TenantScope } from './tenant.types';
 export {
   resolveWireTenant,

@@ -27,6 +27,7 @@ export class SharedDataSources implements OnApplicationShutdown {
           maxLifetimeSeconds: this.config.bridgeConnMaxLifetimeSeconds,
         },
         'strata-shared',
+        { tenantSetupPrepared: this.config.tenantSetupPrepared },
       );
       this.sources.set(key, ds);
       ds.catch(() => this.sources.get(key) === ds && this.sources.delete(key));

@@ -279,5 +279,6 @@ export function siloOpenerFactory(config: StrataConfig): SiloDataSourceOpener {
       { user: config.appDbUser, password: config.appDbPassword },
       { max, idleTimeoutMillis: config.siloIdleMs },
       'strata-silo',
+      { tenantSetupPrepared: config.tenantSetupPrepared },
     );
 }

@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { tenantEntities } from './tenant-entities.registry';
-import { TenantPgClient } from './tenant-pg.client';
+import { PREPARED_SETUP_OPTION, TenantPgClient } from './tenant-pg.client';
 
 export interface ServerAddress {
   host: string;
@@ -16,6 +16,11 @@ export interface DataSourceLimits {
   idleTimeoutMillis?: number;
 }
 
+export interface DataSourceDriverOptions {
+  /** Prepare the read units' tenant setup once per connection (TenantPgClient); see TENANT_SETUP_PREPARED. */
+  tenantSetupPrepared: boolean;
+}
+
 export const serverKey = (a: ServerAddress): string => `${a.host}:${a.port}/${a.database}`;
 
 /**
@@ -27,6 +32,7 @@ export async function createTenantDataSource(
   credentials: { user: string; password: string | undefined },
   limits: DataSourceLimits,
   applicationName: string,
+  driver: DataSourceDriverOptions,
 ): Promise<DataSource> {
   const ds = new DataSource({
     type: 'postgres',
@@ -44,6 +50,8 @@ export async function createTenantDataSource(
       pipeline: true,
       // Read units send each statement with its tenant setup under one Sync (tenant-pg.client.ts).
       Client: TenantPgClient,
+      // pg-pool hands its options to each TenantPgClient it creates.
+      [PREPARED_SETUP_OPTION]: driver.tenantSetupPrepared,
       maxUses: limits.maxUses || undefined,
       maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
       idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,

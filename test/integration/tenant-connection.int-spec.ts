@@ -1,6 +1,8 @@
 import { ClsService } from 'nestjs-cls';
 import type { TenantEntity } from '#strata/control-plane';
 import {
+  ENTER_READ_SQL,
+  ENTER_READ_STATEMENT,
   MissingTenantContextError,
   SharedDataSources,
   SiloDataSourceCache,
@@ -315,6 +317,37 @@ describe('tenant connection manager', () => {
       expect(err2.message).toMatch(/afterCommit\(\) inside tenantConnectionManager\.read\(\)/);
     });
 
+    it.each(TIERS)('prepares the %s read setup once per connection and sends only Bind/Execute after that', async (tier) => {
+      const t = tenants[tier];
+      const seen = await fx.readInTenant(t, async (em) => {
+        const out = [];
+        for (let i = 0; i < 3; i++) {
+          const [row] = await em.query(
+            `SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id') AS tenant,
+                    (SELECT count(*)::int FROM pg_prepared_statements WHERE name = $1) AS prepared,
+                    (SELECT statement FROM pg_prepared_statements WHERE name = $1) AS text`,
+            [ENTER_READ_STATEMENT],
+          );
+          out.push(row);
+        }
+        return out;
+      });
+      expect(seen.map((r) => r.tenant)).toEqual([t.id, t.id, t.id]);
+      expect(seen.map((r) => r.prepared)).toEqual([1, 1, 1]);
+      expect(seen[0].text).toBe(ENTER_READ_SQL);
+    });
+
+    it.each(TIERS)('fails one %s read statement closed when the server lost the prepared setup, then prepares it again', async (tier) => {
+      const t = tenants[tier];
+      await fx.readInTenant(t, async (em) => {
+        await em.query(`DEALLOCATE ${ENTER_READ_STATEMENT}`);
+        const err = await rejectionOf(em.query(`SELECT count(*)::int AS n FROM projects`));
+        expect(sqlState(err)).toBe('26000');
+        const [row] = await em.query(`SELECT current_setting('app.tenant_id') AS tenant, current_setting('transaction_read_only') AS ro`);
+        expect(row).toEqual({ tenant: t.id, ro: 'on' });
+      });
+    });
+
     it('refuses a read unit without a tenant context, before running it', async () => {
       let ran = false;
       const err = await rejectionOf(
@@ -531,5 +564,28 @@ describe('tenant setting on a reused shared connection (DATA_POOL_MAX=1)', () =>
     );
     expect(a.n).toBeGreaterThan(0);
     expect(b).toEqual({ pid: a.pid, pool_rows: 0, tenant: bridge.id });
+  });
+});
+
+describe('read units with TENANT_SETUP_PREPARED=false', () => {
+  let fx: TenancyFixture;
+  const tenants = {} as Record<(typeof TIERS)[number], TestTenant>;
+
+  beforeAll(async () => {
+    fx = await createTenancyFixture({ tenantSetupPrepared: false });
+    for (const tier of TIERS) tenants[tier] = await fx.onboard(tier);
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it.each(TIERS)('sets the %s tenant for each statement without preparing anything on the connection', async (tier) => {
+    const t = tenants[tier];
+    await fx.inTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('unprepared')`));
+    const rows = await fx.readInTenant(t, async (em) => [
+      ...(await em.query(`SELECT current_setting('app.tenant_id') AS tenant, count(*)::int AS prepared FROM pg_prepared_statements`)),
+      ...(await em.query(`SELECT count(*)::int AS n, current_setting('transaction_read_only') AS ro FROM projects WHERE name = $1`, ['unprepared'])),
+    ]);
+    expect(rows).toEqual([{ tenant: t.id, prepared: 0 }, { n: 1, ro: 'on' }]);
   });
 });

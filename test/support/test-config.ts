@@ -21,6 +21,7 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     dataPoolMax: 10,
     bridgeConnMaxUses: 5000,
     bridgeConnMaxLifetimeSeconds: 300,
+    tenantSetupPrepared: true,
     siloPoolMax: 2,
     siloMaxConnections: 20,
     siloIdleMs: 60_000,
