@@ -126,11 +126,9 @@ export class TenantConnectionManager {
         }
         client.enterReadScope(scope);
         try {
-          return await this.cls.run({ ifNested: 'inherit' }, () => {
-            this.cls.set(OPEN_MANAGER, qr.manager);
-            this.cls.set(OPEN_READ, true);
-            return work(qr.manager);
-          });
+          // A child context (the request's store, copied, as run({ ifNested: 'inherit' }) would) holding the open unit.
+          const manager = qr.manager;
+          return await this.cls.runWith({ ...this.cls.get(), [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
         } finally {
           client.leaveReadScope();
         }
@@ -178,7 +176,7 @@ export class TenantConnectionManager {
   }
 
   private openManager(): EntityManager | undefined {
-    return this.cls.isActive() ? this.cls.get<EntityManager | undefined>(OPEN_MANAGER) : undefined;
+    return (this.cls.get() as { [OPEN_MANAGER]?: EntityManager } | undefined)?.[OPEN_MANAGER];
   }
 
   private async runEntered<T>(

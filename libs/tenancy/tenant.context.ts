@@ -37,17 +37,18 @@ export class TenantContext {
    * run()). Only the tenant guard calls this; it refuses to replace a tenant once set.
    */
   bind(scope: TenantScope): void {
-    if (!this.cls.isActive()) throw new MissingTenantContextError('binding a tenant');
-    const existing = this.cls.get<TenantScope | undefined>('scope');
+    const store = this.store();
+    if (!store) throw new MissingTenantContextError('binding a tenant');
+    const existing = store.scope;
     if (existing && existing.tenant.id !== scope.tenant.id) {
       throw new Error('tenant context already holds another tenant; refusing to switch tenants mid-request');
     }
-    this.cls.set('scope', scope);
+    store.scope = scope;
   }
 
   /** The current scope; throws an actionable error when there is none. */
   require(what = 'this operation'): TenantScope {
-    const scope = this.cls.isActive() ? this.cls.get<TenantScope | undefined>('scope') : undefined;
+    const scope = this.store()?.scope;
     if (!scope) throw new MissingTenantContextError(what);
     return scope;
   }
@@ -65,10 +66,16 @@ export class TenantContext {
   }
 
   current(): TenantScope | undefined {
-    return this.cls.isActive() ? this.cls.get<TenantScope | undefined>('scope') : undefined;
+    return this.store()?.scope;
   }
 
   get tenant(): TenantPlacement {
     return this.require('reading the tenant').tenant;
+  }
+
+  // The whole store in one lookup: every repository call reads the tenant, and ClsService's keyed
+  // get() splits its key as a dotted path each time.
+  private store(): TenantClsStore | undefined {
+    return this.cls.get() as TenantClsStore | undefined;
   }
 }
