@@ -6,7 +6,7 @@
  *     pipelined tenant transaction, RLS).
  * The API runs in a forked child; autocannon drives it from this process. See bench/README.md.
  *
- *   npm run bench -- [--duration 8] [--connections 32] [--rounds 2] [--warmup 2] [--quick] [--breakdown]
+ *   npm run bench -- [--duration 2] [--connections 32] [--rounds 8] [--warmup 1] [--quick] [--breakdown]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -88,9 +88,12 @@ function parseOptions(argv: string[]): BenchOptions {
     only: values.only ? values.only.split(',').map((x) => x.trim()).filter(Boolean) : null,
     reads: values.read ? [parseRead(values.read)] : READS,
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : null,
-    duration: num('duration', values.duration, quick ? 3 : 5, 1),
+    // Short runs, many rounds: a pair (B T B) then spans ~9 s instead of ~18 s, so less of the
+    // box's drift lands between a tier run and its baselines, and the median has 8 ratios, not 3.
+    // Same machine, same commit: 5 × 5 s gave per-round point-read ratios of 0.69–1.03, 8 × 2 s 0.84–1.02.
+    duration: num('duration', values.duration, quick ? 3 : 2, 1),
     connections: num('connections', values.connections, 32, 1),
-    rounds: num('rounds', values.rounds, quick ? 1 : 3, 1),
+    rounds: num('rounds', values.rounds, quick ? 1 : 8, 1),
     warmup: num('warmup', values.warmup, 1, 0),
   };
 }
