@@ -548,6 +548,18 @@ describe('tenant setting on a reused shared connection (DATA_POOL_MAX=1)', () =>
     expect(read_only).toBe('off');
   });
 
+  it('leaves nothing behind after a read statement whose parameters pg cannot serialise', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const err = await rejectionOf(fx.readInTenant(pool, (em) => em.query(`SELECT $1::jsonb AS v`, [circular])));
+    expect(err.message).toMatch(/circular/i);
+    const after = await probeShared(pool);
+    expect(after.tenant === '' || after.tenant === null).toBe(true);
+    expect(after.search_path).toBe(after.default_search_path);
+    expect(after.visible_pool_rows).toBe(0);
+    expect(after.in_no_transaction).toBe(true);
+  });
+
   it('gives the next tenant on the same connection only its own rows, after a read unit', async () => {
     const a = await fx.readInTenant(pool, async (em) => (await em.query(`SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM projects`))[0]);
     const b = await fx.readInTenant(bridge, async (em) =>
