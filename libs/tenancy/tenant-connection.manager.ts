@@ -13,6 +13,13 @@ const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
 // Set (to true) in the CLS context of an open read unit, so a write unit is not opened inside it.
 const OPEN_READ = Symbol('strata:open-tenant-read');
 const AFTER_COMMIT = Symbol('strata:after-commit');
+
+/** What an open unit of work keeps in its (child) CLS context. */
+interface UnitEntries {
+  [OPEN_MANAGER]?: EntityManager;
+  [OPEN_READ]?: true;
+  [AFTER_COMMIT]?: Array<() => Promise<void> | void>;
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -75,9 +82,10 @@ export class TenantConnectionManager {
 
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const open = this.openManager();
+    const unit = this.unit();
+    const open = unit?.[OPEN_MANAGER];
     if (open) {
-      if (this.cls.get<boolean | undefined>(OPEN_READ)) {
+      if (unit[OPEN_READ]) {
         throw new Error('cannot open a tenant transaction inside tenantConnectionManager.read(): use transaction() for the whole unit');
       }
       return work(open);
@@ -126,9 +134,8 @@ export class TenantConnectionManager {
         }
         client.enterReadScope(scope);
         try {
-          // A child context (the request's store, copied, as run({ ifNested: 'inherit' }) would) holding the open unit.
           const manager = qr.manager;
-          return await this.cls.runWith({ ...this.cls.get(), [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
+          return await this.runInUnit({ [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
         } finally {
           client.leaveReadScope();
         }
@@ -157,9 +164,10 @@ export class TenantConnectionManager {
    * that fails is logged, not thrown: the data is committed and the caller must learn that.
    */
   afterCommit(callback: () => Promise<void> | void): void {
-    const open = this.openManager();
-    const callbacks = this.cls.isActive() ? this.cls.get<Array<() => Promise<void> | void> | undefined>(AFTER_COMMIT) : undefined;
-    if (open && this.cls.get<boolean | undefined>(OPEN_READ)) {
+    const unit = this.unit();
+    const open = unit?.[OPEN_MANAGER];
+    const callbacks = unit?.[AFTER_COMMIT];
+    if (open && unit[OPEN_READ]) {
       throw new Error('afterCommit() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
     }
     if (!open || !callbacks) {
@@ -176,7 +184,20 @@ export class TenantConnectionManager {
   }
 
   private openManager(): EntityManager | undefined {
-    return (this.cls.get() as { [OPEN_MANAGER]?: EntityManager } | undefined)?.[OPEN_MANAGER];
+    return this.unit()?.[OPEN_MANAGER];
+  }
+
+  // The whole store in one lookup (ClsService's keyed get() reads the store again on every call).
+  private unit(): UnitEntries | undefined {
+    return this.cls.get() as UnitEntries | undefined;
+  }
+
+  /**
+   * Runs `fn` in a child context holding the open unit: the caller's store copied (as
+   * run({ ifNested: 'inherit' }) would) plus `entries`, so nested units join it and siblings don't see it.
+   */
+  private runInUnit<T>(entries: UnitEntries, fn: () => T): T {
+    return this.cls.runWith({ ...this.cls.get(), ...entries }, fn);
   }
 
   private async runEntered<T>(
@@ -201,12 +222,7 @@ export class TenantConnectionManager {
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
       try {
-        // A child context holds the open transaction, so nested units join it and siblings don't see it.
-        const result = await this.cls.run({ ifNested: 'inherit' }, () => {
-          this.cls.set(OPEN_MANAGER, qr.manager);
-          this.cls.set(AFTER_COMMIT, afterCommit);
-          return work(qr.manager);
-        });
+        const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: afterCommit }, () => work(qr.manager));
         await entered;
         await qr.commitTransaction();
         return result;
