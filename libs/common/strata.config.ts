@@ -29,6 +29,20 @@ export interface StrataConfig {
   siloMaxConnections: number;
   siloIdleMs: number;
   siloAcquireTimeoutMs: number;
+  /**
+   * Every unit of work proves, inside its own transaction, that the tenant's home it landed on is
+   * still current (libs/tenancy placement fence). `false` exists only so `npm run bench` can
+   * measure the fence's cost side by side; never turn it off where tenants can move.
+   */
+  placementFence: boolean;
+  /** This process claims and runs tenant moves (libs/moves); off for processes that must not. */
+  movesExecutor: boolean;
+  /** How long a move's claim lasts without a heartbeat before another process may take it over. */
+  moveLeaseMs: number;
+  /** How long a moved tenant's old home is kept (read-only, unreachable) before it is dropped. */
+  moveSourceRetentionMs: number;
+  /** Longest the cutover waits for the tenant's in-flight writes before it backs off and retries. */
+  moveCutoverLockTimeoutMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -88,5 +102,10 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     siloMaxConnections,
     siloIdleMs: int(env, 'SILO_IDLE_MS', 60_000, 100),
     siloAcquireTimeoutMs: int(env, 'SILO_ACQUIRE_TIMEOUT_MS', 5000, 1),
+    placementFence: bool(env, 'PLACEMENT_FENCE', true),
+    movesExecutor: bool(env, 'MOVES_EXECUTOR', true),
+    moveLeaseMs: int(env, 'MOVE_LEASE_MS', 15_000, 1000),
+    moveSourceRetentionMs: int(env, 'MOVE_SOURCE_RETENTION_SECONDS', 86_400, 0) * 1000,
+    moveCutoverLockTimeoutMs: int(env, 'MOVE_CUTOVER_LOCK_TIMEOUT_MS', 2000, 10),
   };
 }

@@ -26,6 +26,11 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     siloMaxConnections: 20,
     siloIdleMs: 60_000,
     siloAcquireTimeoutMs: 5000,
+    placementFence: true,
+    movesExecutor: true,
+    moveLeaseMs: 3000,
+    moveSourceRetentionMs: 0,
+    moveCutoverLockTimeoutMs: 2000,
     ...overrides,
   };
 }
