@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
-import { placementFor } from '#strata/admin';
+import { tierRules } from '#strata/tenancy/platform';
 import { loadMigrations, runFleet, type SqlMigration } from '#strata/migrator';
 import { BenchDatabase } from './bench-database';
 import type { StepStat, WorkerDone, WorkerGo, WorkerMessage } from './fleet-migration.worker';
@@ -234,11 +234,11 @@ async function createFleet(db: BenchDatabase, opts: Options, created: Set<string
   const wanted: Array<Omit<BenchTenant, 'id'>> = [];
   for (let i = 1; i <= opts.bridge; i++) {
     const slug = db.slug(`b${pad(i, opts.bridge)}`);
-    wanted.push({ slug, tier: 'bridge', schema: placementFor(slug, 'bridge').schemaName, database: null });
+    wanted.push({ slug, tier: 'bridge', schema: tierRules('bridge').placementFor(slug).schemaName, database: null });
   }
   for (let i = 1; i <= opts.silo; i++) {
     const slug = db.slug(`s${pad(i, opts.silo)}`);
-    const p = placementFor(slug, 'silo');
+    const p = tierRules('silo').placementFor(slug);
     wanted.push({ slug, tier: 'silo', schema: p.schemaName, database: p.databaseName });
   }
   const tenants = await timed(`insert ${fmtInt(wanted.length)} control.tenants rows`, () =>

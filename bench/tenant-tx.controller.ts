@@ -1,9 +1,9 @@
 import { Controller, Get, Headers, Param, Query } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { badRequest, notFound, UuidPipe } from '#strata/common';
-import { PublicRoute, toPlacement } from '#strata/auth';
+import { PublicRoute } from '#strata/auth';
 import { TenantRegistry } from '#strata/control-plane';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext, placementOf } from '#strata/tenancy/platform';
 import { ProjectsService } from '#strata/projects';
 import { InvoicesService, ListInvoicesQuery } from '#strata/invoices';
 
@@ -50,6 +50,6 @@ export class TenantTxController {
     if (!header || !UUID.test(header)) throw badRequest('bench_tenant_required', 'x-bench-tenant-id must be a tenant UUID');
     const tenant = await this.registry.findById(header);
     if (!tenant || tenant.status !== 'active') throw notFound('tenant_not_found', 'tenant not found');
-    return this.context.run({ tenant: toPlacement(tenant) }, fn);
+    return this.context.run({ tenant: placementOf(tenant) }, fn);
   }
 }

@@ -13,8 +13,8 @@ import {
   type TenantStatus,
 } from '#strata/control-plane';
 import { hashPassword } from '#strata/auth';
-import { latestVersion } from '#strata/migrator';
-import { placementFor, TenantProvisioner } from './tenant-provisioner.service';
+import { TENANT_SCHEMA_VERSION, TierDrivers } from '#strata/tenancy/platform';
+import { TenantProvisioner } from './tenant-provisioner.service';
 import type { AddTenantUserDto, CreateTenantDto } from './admin.dto';
 
 export interface TenantView {
@@ -52,6 +52,8 @@ export class TenantAdminService {
     @Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource,
     private readonly provisioner: TenantProvisioner,
     private readonly registry: TenantRegistry,
+    private readonly drivers: TierDrivers,
+    @Inject(TENANT_SCHEMA_VERSION) private readonly schemaVersion: string,
     // Absent without Redis: then only this instance's registry learns of a change (others wait a TTL).
     @Optional() @Inject(TENANT_CHANGE_PUBLISHER) private readonly changes?: TenantChangePublisher,
   ) {}
@@ -80,7 +82,7 @@ export class TenantAdminService {
           plan: dto.plan ?? 'standard',
           region: 'local',
           settings: {},
-          ...placementFor(dto.slug, dto.tier),
+          ...this.drivers.of(dto.tier).placementFor(dto.slug),
         }),
       );
     } catch (err) {
@@ -99,7 +101,7 @@ export class TenantAdminService {
     }
     tenant.status = 'active';
     // Provisioned at the version this release ships; pool tenants follow their pool's shared schema.
-    const version = latestVersion('tenant');
+    const version = this.schemaVersion;
     await tenants.update({ id: tenant.id }, { status: 'active', schemaVersion: version });
     if (tenant.tier === 'pool' && pool.schemaVersion < version) await pools.update({ id: pool.id }, { schemaVersion: version });
     this.registry.invalidateTenant(tenant);

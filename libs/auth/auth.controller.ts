@@ -3,7 +3,7 @@ import { IsEmail, IsString, MaxLength, MinLength } from 'class-validator';
 import { DataSource } from 'typeorm';
 import { unauthorized } from '#strata/common';
 import { CONTROL_DATA_SOURCE, MembershipEntity, UserEntity } from '#strata/control-plane';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { JwtService } from './jwt.service';
 import { DUMMY_HASH_PROMISE, verifyPassword } from './password.hasher';
 import { TenantAnonymous } from './route-access.decorators';

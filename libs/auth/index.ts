@@ -2,4 +2,3 @@ export { AuthModule } from './auth.module';
 export { JwtService, type TenantTokenClaims, type PlatformTokenClaims } from './jwt.service';
 export { TenantAnonymous, PlatformAdmin, PublicRoute, type RouteAccess } from './route-access.decorators';
 export { hashPassword, verifyPassword } from './password.hasher';
-export { toPlacement } from './tenant-request.guard';

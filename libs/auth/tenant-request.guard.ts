@@ -3,8 +3,8 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { ClsService } from 'nestjs-cls';
 import { ApiException, STRATA_CONFIG, badRequest, forbidden, notFound, unauthorized, type StrataConfig } from '#strata/common';
-import { TenantRegistry, type TenantEntity } from '#strata/control-plane';
-import { resolveWireTenant, TenantContext, WireTenantError, type TenantPlacement } from '#strata/tenancy';
+import { TenantRegistry } from '#strata/control-plane';
+import { placementOf, resolveWireTenant, TenantContext, WireTenantError } from '#strata/tenancy/platform';
 import { JwtService } from './jwt.service';
 import { ROUTE_ACCESS, type RouteAccess } from './route-access.decorators';
 
@@ -16,19 +16,6 @@ export function bearerToken(req: Request): string | undefined {
   if (!header) return undefined;
   const m = /^Bearer\s+(\S+)$/i.exec(header);
   return m?.[1];
-}
-
-export function toPlacement(t: TenantEntity): TenantPlacement {
-  return {
-    id: t.id,
-    slug: t.slug,
-    tier: t.tier,
-    poolId: t.poolId,
-    schemaName: t.schemaName,
-    databaseName: t.databaseName,
-    status: t.status,
-    schemaVersion: t.schemaVersion,
-  };
 }
 
 /**
@@ -60,7 +47,7 @@ export class TenantRequestGuard implements CanActivate {
     if (access === 'tenant-anonymous') {
       const tenant = await this.registry.findBySlug(slug);
       if (!tenant || tenant.status !== 'active') throw tenantNotFound();
-      this.context.bind({ tenant: toPlacement(tenant), requestId: this.cls.getId() });
+      this.context.bind({ tenant: placementOf(tenant), requestId: this.cls.getId() });
       return true;
     }
 
@@ -79,7 +66,7 @@ export class TenantRequestGuard implements CanActivate {
     if (tenant.status === 'suspended') throw forbidden('tenant_suspended', 'this tenant is suspended');
     if (tenant.status !== 'active') throw tenantNotFound();
 
-    this.context.bind({ tenant: toPlacement(tenant), requestId: this.cls.getId(), userId: sub, role });
+    this.context.bind({ tenant: placementOf(tenant), requestId: this.cls.getId(), userId: sub, role });
     return true;
   }
 

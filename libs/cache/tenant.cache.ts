@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { REDIS_CLIENT, requireRedis, RedisNotConfiguredError, type RedisClient } from './redis.client';
 
 export const TENANT_CACHE_OPTIONS = Symbol('TENANT_CACHE_OPTIONS');

@@ -35,6 +35,8 @@ export class TenantEntity {
   @Column('jsonb') settings: Record<string, unknown>;
   /** Tenant schema version of its own schema/database (bridge, silo); pool tenants follow their pool. */
   @Column('text', { name: 'schema_version' }) schemaVersion: string;
+  /** Bumped by every move's cutover (migrations/control/0003). */
+  @Column('integer', { name: 'placement_epoch' }) placementEpoch: number;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt: Date;
 }

@@ -1,12 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthCheckService, HealthIndicatorService, type HealthIndicatorFunction } from '@nestjs/terminus';
 import { REDIS_CLIENT, type RedisClient } from '#strata/cache';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { CONTROL_DATA_SOURCE, PoolEntity, withCredentials } from '#strata/control-plane';
 import { checkFleetGuardrails, type GuardrailViolation } from '#strata/migrator';
-import { SharedDataSources, SiloDataSourceCache, TENANT_SCHEMA_VERSION } from '#strata/tenancy';
+import { TENANT_SCHEMA_VERSION, TierDrivers } from '#strata/tenancy/platform';
 
 const TIMEOUT_MS = 2000;
 /** The guardrail visits every target database: cache its verdict rather than run it per probe. */
@@ -21,8 +20,7 @@ export class ReadinessService {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     @Inject(CONTROL_DATA_SOURCE) private readonly control: DataSource,
-    private readonly shared: SharedDataSources,
-    private readonly silos: SiloDataSourceCache,
+    private readonly drivers: TierDrivers,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
     @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
     // The process's shared client (libs/cache), not one of its own; null when REDIS_URL is unset.
@@ -90,28 +88,7 @@ export class ReadinessService {
     }
   }
 
-  private async pingPool(pool: PoolEntity): Promise<Record<string, unknown>> {
-    if (pool.kind === 'silo') {
-      // Silo servers hold no shared DataSource: ping the maintenance database directly.
-      const client = new Client({
-        host: pool.host,
-        port: pool.port,
-        database: pool.database,
-        user: this.config.appDbUser,
-        password: this.config.appDbPassword,
-        connectionTimeoutMillis: TIMEOUT_MS,
-      });
-      await client.connect();
-      try {
-        await client.query('SELECT 1');
-      } finally {
-        await client.end();
-      }
-      const s = this.silos.stats();
-      return { kind: pool.kind, siloDataSources: s.size, siloConnectionsReserved: s.reservedConnections, siloConnectionCap: s.maxConnections };
-    }
-    const ds = await this.shared.get(pool);
-    await ds.query('SELECT 1');
-    return { kind: pool.kind };
+  private pingPool(pool: PoolEntity): Promise<Record<string, unknown>> {
+    return this.drivers.of(pool.kind).ping(pool);
   }
 }

@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { propagation } from '@opentelemetry/api';
 import { W3CBaggagePropagator } from '@opentelemetry/core';
 import { ClsModule } from 'nestjs-cls';
-import { MissingTenantContextError, TenantContext, type TenantPlacement } from '#strata/tenancy';
+import { MissingTenantContextError, TenantContext, type TenantPlacement } from '#strata/tenancy/platform';
 import { HttpClientModule } from './http-client.module';
 import { resolveHttpClientOptions } from './http-client.options';
 import { OutboundRequestError, OutboundTimeoutError } from './outbound.errors';
@@ -17,7 +17,7 @@ const tenant = (id: string): TenantPlacement => ({
   schemaName: 'shared',
   databaseName: null,
   status: 'active',
-  schemaVersion: '0001',
+  schemaVersion: '0001', placementEpoch: 1
 });
 // TenancyModule is global in the apps; here only its context, without databases.
 @Global()

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { injectTraceContext } from '#strata/observability';
-import { TenantContext, type TenantScope } from '#strata/tenancy';
+import { TenantContext, type TenantScope } from '#strata/tenancy/platform';
 import { checkTimeoutMs, HTTP_CLIENT_OPTIONS, type ResolvedHttpClientOptions } from './http-client.options';
 import { originOf, OutboundRequestError, OutboundTimeoutError } from './outbound.errors';
 

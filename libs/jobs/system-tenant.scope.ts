@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Tier } from '#strata/control-plane';
-import { TenantContext, type TenantPlacement, type TenantScope } from '#strata/tenancy';
+import { TenantContext, type TenantPlacement, type TenantScope } from '#strata/tenancy/platform';
 
 /** The system tenant's fixed id: the nil UUID, which no provisioned tenant can have. */
 export const SYSTEM_TENANT_ID = '00000000-0000-0000-0000-000000000000';
@@ -23,6 +23,7 @@ export const SYSTEM_TENANT: Readonly<TenantPlacement> = Object.freeze({
   databaseName: null,
   status: 'active',
   schemaVersion: '',
+  placementEpoch: 0,
 });
 
 export function isSystemScope(scope: Pick<TenantScope, 'tenant' | 'system'> | undefined): boolean {

@@ -3,7 +3,7 @@ import { envelopeFromScope, parseTenantEnvelope, parseTraceCarrier } from './ten
 import { SYSTEM_TENANT, SYSTEM_TENANT_ID } from './system-tenant.scope';
 
 const A = '3f2c1a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b';
-const tenant = { id: A, slug: 'acme', tier: 'pool' as const, poolId: 'main', schemaName: 'shared', databaseName: null, status: 'active' as const, schemaVersion: '0001' };
+const tenant = { id: A, slug: 'acme', tier: 'pool' as const, poolId: 'main', schemaName: 'shared', databaseName: null, status: 'active' as const, schemaVersion: '0001', placementEpoch: 1 };
 const parse = (data: unknown) => parseTenantEnvelope(data, SYSTEM_TENANT_ID, 'job x#1 on queue q');
 
 describe('tenant job envelope', () => {

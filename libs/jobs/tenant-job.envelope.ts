@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { TIERS, type Tier } from '#strata/control-plane';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 
 /**
  * Who a job runs for, written by TenantJobProducer from the enqueuing context. The worker trusts

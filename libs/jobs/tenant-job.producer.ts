@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { BulkJobOptions, Job, JobsOptions, Queue } from 'bullmq';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { injectTraceContext } from '#strata/observability';
 import { envelopeFromScope, type TenantJobData } from './tenant-job.envelope';
 import { ATTR_MESSAGING_MESSAGE_ID, traceEnqueue } from './tenant-job.tracing';

@@ -1,8 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { UnrecoverableError, type Job, type Worker } from 'bullmq';
 import { TenantRegistry } from '#strata/control-plane';
-import { toPlacement } from '#strata/auth';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext, placementOf } from '#strata/tenancy/platform';
 import { ATTR_TENANT_TIER, tierLabel } from '#strata/observability';
 import { parseTenantEnvelope, type JobScope, type TenantEnvelope } from './tenant-job.envelope';
 import { SYSTEM_TENANT, SYSTEM_TENANT_ID } from './system-tenant.scope';
@@ -72,6 +71,6 @@ export class TenantJobRunner {
       // operator can retry it once the tenant is active again.
       throw new UnrecoverableError(`${where}: tenant ${envelope.tenantId} is ${tenant.status}; the job was not run (retry it after reactivation)`);
     }
-    return { ...base, tenant: toPlacement(tenant) };
+    return { ...base, tenant: placementOf(tenant) };
   }
 }

@@ -5,7 +5,9 @@ import { appliedVersions, assertIdentifier, migrateSchema } from './schema-migra
 import { latestVersion } from './sql-migrations.loader';
 
 export const CONTROL_SCHEMA = 'control';
-export const SHARED_SCHEMA = 'shared';
+// The schema of pool homes and silo databases: the tiers' knowledge, in libs/tenancy.
+export { SHARED_SCHEMA } from '#strata/tenancy/platform';
+import { SHARED_SCHEMA } from '#strata/tenancy/platform';
 
 export interface DatabaseBootstrapOptions {
   /** Owner connection to the control-plane database (DATABASE_URL). */

@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { SHARED_SCHEMA, tierRules } from '#strata/tenancy/platform';
 
 export type TargetKind = 'pool' | 'bridge' | 'silo';
 

@@ -11,3 +11,4 @@ export { bootstrapDatabase, bootstrapOptionsFrom, ensureAppRole, CONTROL_SCHEMA,
 export { listFleetTargets, serverOf, type FleetTarget, type TargetKind } from './fleet.targets';
 export { runFleet, type FleetRunOptions, type FleetReport, type TargetResult, type TargetStatus, type FleetMode } from './fleet-migration.runner';
 export { checkFleetGuardrails, checkSchemas, checkAppRole, type GuardrailViolation, type FleetCheckOptions } from './rls-guardrails';
+export { MigratorModule } from './migrator.module';

@@ -91,7 +91,7 @@ export async function migrateSchema(client: ClientBase, target: MigrateTarget): 
 
   const applied: AppliedMigration[] = [];
   for (const migration of pending) {
-    const ran = await applyOne(client, schema, role, lockKey, migration);
+    const ran = await applyOne(client, schema, role, target.grantTo, lockKey, migration);
     if (ran) {
       applied.push(ran);
       target.onApplied?.(ran);
@@ -100,7 +100,14 @@ export async function migrateSchema(client: ClientBase, target: MigrateTarget): 
   return applied;
 }
 
-async function applyOne(client: ClientBase, schema: string, role: string, lockKey: string, migration: SqlMigration): Promise<AppliedMigration | null> {
+async function applyOne(
+  client: ClientBase,
+  schema: string,
+  role: string,
+  roleName: string,
+  lockKey: string,
+  migration: SqlMigration,
+): Promise<AppliedMigration | null> {
   const started = new Date();
   const transactional = !NO_TRANSACTION.test(migration.sql);
   await client.query('BEGIN');
@@ -112,7 +119,9 @@ async function applyOne(client: ClientBase, schema: string, role: string, lockKe
       await client.query('ROLLBACK');
       return null;
     }
-    await client.query(`SELECT set_config('search_path', $1, true)`, [schema]);
+    // strata.app_role: a step that creates objects outside its target schema (the placement fence)
+    // grants them to the app role by name, which the SQL file cannot know.
+    await client.query(`SELECT set_config('search_path', $1, true), set_config('strata.app_role', $2, true)`, [schema, roleName]);
     if (transactional) {
       await client.query(migration.sql);
     } else {

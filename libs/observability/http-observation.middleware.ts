@@ -1,7 +1,7 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { context } from '@opentelemetry/api';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 import { REQUEST_CLS_STORE, type WithClsStore } from './http-observation.keys';
 import { endServerSpan, startServerSpan } from './http-server.span';
 import { MetricsService } from './metrics.service';

@@ -11,7 +11,7 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { Request } from 'express';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 import { tierLabel } from './tenant-log.fields';
 import { extractTraceContext } from './trace-propagation';
 import { strataTracer } from './tracing';

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { SharedDataSources, SiloDataSourceCache, type TenantScope } from '#strata/tenancy';
+import { SharedDataSources, SiloDataSourceCache, type TenantScope } from '#strata/tenancy/platform';
 import { OBSERVABILITY_OPTIONS, type ObservabilityOptions } from './observability.options';
 import { tierLabel } from './tenant-log.fields';
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { ClsServiceManager, CLS_ID } from 'nestjs-cls';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 import { REDACTED_PATHS, tenantMixin } from './log.config';
 import { REQUEST_CLS_STORE } from './http-observation.keys';
 import { logLevelFrom } from './observability.options';

@@ -1,5 +1,5 @@
 import { ClsServiceManager, CLS_ID } from 'nestjs-cls';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 
 /** The label cross-tenant work carries instead of a tenant id, in logs and metrics alike. */
 export const SYSTEM_TENANT_LABEL = 'system';

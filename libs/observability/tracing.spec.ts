@@ -4,7 +4,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace';
 import type { NextFunction, Request, Response } from 'express';
 import { ClsServiceManager, CLS_ID } from 'nestjs-cls';
-import type { TenantScope } from '#strata/tenancy';
+import type { TenantScope } from '#strata/tenancy/platform';
 import { HttpObservationMiddleware } from './http-observation.middleware';
 import { MetricsService } from './metrics.service';
 import { extractTraceContext, injectTraceContext } from './trace-propagation';
@@ -12,7 +12,7 @@ import { inSpan, isTracingEnabled, samplerFrom, startTracing, traceExportersFrom
 
 const A = '3f2c1a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b';
 const scopeOf = (id: string, tier: 'pool' | 'bridge' | 'silo' = 'pool'): TenantScope => ({
-  tenant: { id, slug: 'acme', tier, poolId: 'p', schemaName: 'shared', databaseName: null, status: 'active', schemaVersion: '1' },
+  tenant: { id, slug: 'acme', tier, poolId: 'p', schemaName: 'shared', databaseName: null, status: 'active', schemaVersion: '1', placementEpoch: 1 },
   requestId: 'req-12345678',
 });
 const cls = ClsServiceManager.getClsService();

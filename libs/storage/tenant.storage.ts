@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Readable } from 'node:stream';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { assertObjectKey } from './object-key.validator';
 import { sanitizeContentType } from './content-type.sanitizer';
 import { STORAGE_DRIVER, type ObjectInfo, type PutObjectOptions, type StorageDriver, type StoredObject } from './storage.driver';

@@ -1,18 +1,7 @@
-// Public API of libs/tenancy. Domain libs import only from here (checked by dependency-cruiser).
+// The domain face of libs/tenancy: what a domain module needs to reach its tenant's data, and
+// nothing about where that data lives. Platform libs use ./platform (dependency-cruiser keeps
+// domain libs off it).
 export { TenancyModule } from './tenancy.module';
 export { TenantContext, MissingTenantContextError } from './tenant.context';
-export { TenantConnectionManager, tenantSetupSql } from './tenant-connection.manager';
-// The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
-export { ENTER_READ_SQL, ENTER_READ_STATEMENT } from './tenant-pg.client';
+export { TenantConnectionManager } from './tenant-connection.manager';
 export type { TenantPlacement, TenantScope } from './tenant.types';
-export {
-  resolveWireTenant,
-  tenantPathPrefixMiddleware,
-  WireTenantError,
-  SLUG_RULE,
-  type WireClaim,
-  type WireSource,
-} from './wire-tenant.resolver';
-export { SharedDataSources } from './shared-data-sources.registry';
-export { SiloDataSourceCache, SiloCapacityError } from './silo-data-source.cache';
-export { TenantPlacementError, TenantMigratingError, TENANT_SCHEMA_VERSION } from './tier.strategies';

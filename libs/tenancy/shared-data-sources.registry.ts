@@ -27,7 +27,7 @@ export class SharedDataSources implements OnApplicationShutdown {
           maxLifetimeSeconds: this.config.bridgeConnMaxLifetimeSeconds,
         },
         'strata-shared',
-        { tenantSetupPrepared: this.config.tenantSetupPrepared },
+        { tenantSetupPrepared: this.config.tenantSetupPrepared, placementFence: this.config.placementFence },
       );
       this.sources.set(key, ds);
       ds.catch(() => this.sources.get(key) === ds && this.sources.delete(key));

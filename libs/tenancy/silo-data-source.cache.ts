@@ -20,7 +20,8 @@ interface PgPoolHandle {
 }
 
 interface Entry {
-  tenantId: string;
+  /** The placement: `<tenant id>@<host>:<port>/<database>` (SiloTierDriver), so a moved tenant never gets its old database. */
+  key: string;
   ready: Promise<DataSource>;
   ds?: DataSource;
   /** The DataSource's pg pool, when it has one (fakes in unit tests may not). */
@@ -72,18 +73,18 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
     this.sweeper.unref();
   }
 
-  async acquire(tenantId: string, address: ServerAddress): Promise<SiloLease> {
+  async acquire(key: string, address: ServerAddress): Promise<SiloLease> {
     if (this.closed) throw new Error('silo cache is shut down');
-    let entry = this.entries.get(tenantId);
+    let entry = this.entries.get(key);
     if (entry) {
-      this.entries.delete(tenantId);
-      this.entries.set(tenantId, entry);
+      this.entries.delete(key);
+      this.entries.set(key, entry);
     } else {
       // Registered before the first await: concurrent first requests share one DataSource.
-      entry = { tenantId, refs: 0, slots: 0, lastUsed: Date.now(), ready: undefined as unknown as Promise<DataSource> };
+      entry = { key, refs: 0, slots: 0, lastUsed: Date.now(), ready: undefined as unknown as Promise<DataSource> };
       const created = entry;
       entry.ready = this.create(created, address);
-      this.entries.set(tenantId, entry);
+      this.entries.set(key, entry);
     }
     entry.refs++;
     try {
@@ -114,12 +115,18 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
     return { size: this.entries.size, reservedConnections: this.reserved, maxConnections: this.config.siloMaxConnections, inUse };
   }
 
-  /** Closes a tenant's DataSource now (offboarding, moves); waits for its users to finish. */
-  async evict(tenantId: string): Promise<void> {
-    const entry = this.entries.get(tenantId);
+  /** Closes one placement's DataSource now; waits for its users to finish. */
+  async evict(key: string): Promise<void> {
+    const entry = this.entries.get(key);
     if (!entry) return;
     while (entry.refs > 0) await new Promise<void>((r) => this.waiters.push(r));
-    if (this.entries.get(tenantId) === entry) await this.close(entry);
+    if (this.entries.get(key) === entry) await this.close(entry);
+  }
+
+  /** Closes every DataSource of a tenant whose placement is not `keep` (after a move, on offboarding). */
+  async evictTenant(tenantId: string, keep?: string): Promise<void> {
+    const stale = [...this.entries.keys()].filter((k) => k.startsWith(`${tenantId}@`) && k !== keep);
+    await Promise.all(stale.map((k) => this.evict(k)));
   }
 
   async evictIdle(now = Date.now()): Promise<number> {
@@ -156,7 +163,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
       // or every later request of the tenant would get its rejected promise without retrying.
       this.reserved -= entry.slots;
       entry.slots = 0;
-      if (this.entries.get(entry.tenantId) === entry) this.entries.delete(entry.tenantId);
+      if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
       this.wake();
       throw err;
     }
@@ -169,7 +176,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
    */
   private grow(entry: Entry): void {
     const pool = entry.pool;
-    if (!pool || this.entries.get(entry.tenantId) !== entry) return;
+    if (!pool || this.entries.get(entry.key) !== entry) return;
     const { siloPoolMax, siloMaxConnections } = this.config;
     while (entry.refs > entry.slots && entry.slots < siloPoolMax && this.reserved < siloMaxConnections) {
       entry.slots++;
@@ -185,7 +192,7 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
   /** Gives back slots the tenant holds beyond max(1, open connections, units in flight). */
   private trim(entry: Entry): void {
     const pool = entry.pool;
-    if (!pool || this.entries.get(entry.tenantId) !== entry) return; // close() accounts for evicted entries
+    if (!pool || this.entries.get(entry.key) !== entry) return; // close() accounts for evicted entries
     const keep = Math.max(1, pool.totalCount, entry.refs);
     if (keep >= entry.slots) return;
     this.reserved -= entry.slots - keep;
@@ -222,8 +229,8 @@ export class SiloDataSourceCache implements OnApplicationShutdown {
   }
 
   private async close(entry: Entry): Promise<void> {
-    if (this.entries.get(entry.tenantId) !== entry || !entry.ds) return;
-    this.entries.delete(entry.tenantId);
+    if (this.entries.get(entry.key) !== entry || !entry.ds) return;
+    this.entries.delete(entry.key);
     try {
       const closed = whenConnectionsClosed(entry.ds);
       await entry.ds.destroy();
@@ -279,6 +286,6 @@ export function siloOpenerFactory(config: StrataConfig): SiloDataSourceOpener {
       { user: config.appDbUser, password: config.appDbPassword },
       { max, idleTimeoutMillis: config.siloIdleMs },
       'strata-silo',
-      { tenantSetupPrepared: config.tenantSetupPrepared },
+      { tenantSetupPrepared: config.tenantSetupPrepared, placementFence: config.placementFence },
     );
 }

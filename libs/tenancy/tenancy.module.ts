@@ -4,14 +4,18 @@ import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantContext } from './tenant.context';
 import { SharedDataSources } from './shared-data-sources.registry';
 import { SILO_DATA_SOURCE_OPENER, SiloDataSourceCache, siloOpenerFactory } from './silo-data-source.cache';
-import { BridgeTierStrategy, PlacementResolver, PoolTierStrategy, SiloTierStrategy, TENANT_SCHEMA_VERSION } from './tier.strategies';
-import { latestVersion } from '#strata/migrator';
 import { TenantConnectionManager } from './tenant-connection.manager';
 import { registerTenantEntities } from './tenant-entities.registry';
+import { OwnerConnections } from './tiers/owner.connections';
+import { PoolTierDriver } from './tiers/pool.tier';
+import { BridgeTierDriver } from './tiers/bridge.tier';
+import { SiloTierDriver } from './tiers/silo.tier';
+import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 
 /**
- * Tenant context and tier-routed connections. Needs STRATA_CONFIG, nestjs-cls (ClsModule) and the
- * control plane's TenantRegistry in the application.
+ * Tenant context and tier-routed connections. Needs STRATA_CONFIG, nestjs-cls (ClsModule), the
+ * control plane's TenantRegistry, and TENANT_SCHEMA_VERSION + TENANT_HOME_MIGRATOR in the
+ * application (libs/migrator's MigratorModule provides both: tenancy never reads migration files).
  */
 @Global()
 @Module({
@@ -20,14 +24,15 @@ import { registerTenantEntities } from './tenant-entities.registry';
     SharedDataSources,
     { provide: SILO_DATA_SOURCE_OPENER, inject: [STRATA_CONFIG], useFactory: (c: StrataConfig) => siloOpenerFactory(c) },
     SiloDataSourceCache,
-    { provide: TENANT_SCHEMA_VERSION, useFactory: () => latestVersion('tenant') },
+    OwnerConnections,
+    PoolTierDriver,
+    BridgeTierDriver,
+    SiloTierDriver,
+    TierDrivers,
     PlacementResolver,
-    PoolTierStrategy,
-    BridgeTierStrategy,
-    SiloTierStrategy,
     TenantConnectionManager,
   ],
-  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, TENANT_SCHEMA_VERSION],
+  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, OwnerConnections, TierDrivers, PlacementResolver],
 })
 export class TenancyModule {
   /** A domain module declares its tenant tables' entities; every tier's DataSource maps them. */

@@ -3,8 +3,17 @@ import { tenantReadScope, tenantSetupSql } from './tenant-connection.manager';
 const id = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 
 describe('tenant setup statement', () => {
-  it('opens the transaction and sets search_path and the tenant for it only', () => {
+  it('opens the transaction, sets search_path and the tenant for it only, takes the shared fence lock and then checks the home in a statement of its own', () => {
     expect(tenantSetupSql({ id, schemaName: 't_acme' })).toBe(
+      `BEGIN; SELECT set_config('search_path', '"t_acme"', true), set_config('app.tenant_id', '${id}', true), ` +
+        `pg_advisory_xact_lock_shared(1398035009, hashtext('${id}')); ` +
+        `SELECT CASE WHEN EXISTS (SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = '${id}'::uuid AND schema_name = 't_acme') ` +
+        `THEN strata_fence.refuse_retired('${id}'::uuid, 't_acme') END`,
+    );
+  });
+
+  it('leaves the fence out only when asked to (the bench measures it that way)', () => {
+    expect(tenantSetupSql({ id, schemaName: 't_acme' }, false)).toBe(
       `BEGIN; SELECT set_config('search_path', '"t_acme"', true), set_config('app.tenant_id', '${id}', true)`,
     );
   });
@@ -20,8 +29,8 @@ describe('tenant setup statement', () => {
 });
 
 describe('read scope', () => {
-  it('binds the quoted schema and the tenant id', () => {
-    expect(tenantReadScope({ id, schemaName: 't_acme' })).toEqual({ searchPath: '"t_acme"', tenantId: id });
+  it('binds the quoted schema, the tenant id and the plain schema name for the fence', () => {
+    expect(tenantReadScope({ id, schemaName: 't_acme' })).toEqual({ searchPath: '"t_acme"', tenantId: id, schema: 't_acme' });
   });
 
   it('hands out one frozen scope per placement, so its setup bytes are built once', () => {

@@ -1,12 +1,15 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import type { Tier } from '#strata/control-plane';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { TenantRegistry } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
-import { BridgeTierStrategy, PoolTierStrategy, SiloTierStrategy, type TierStrategy } from './tier.strategies';
+import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
+import type { TierDriver, TierLease } from './tiers/tier.driver';
 import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
-import type { TenantPlacement } from './tenant.types';
+import { placementOf, type TenantPlacement } from './tenant.types';
+import { FENCE_LOCK_CLASS, isRetiredHome, RetiredHomeError, retiredHomeCheckSql, TenantMovingError } from './placement.fence';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
@@ -24,14 +27,19 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
- * The statement that enters a tenant: opens the transaction and sets search_path and
- * app.tenant_id for it only (is_local = true). Values are inlined because a multi-statement string
- * cannot bind parameters; both come from the registry and are checked against strict patterns
- * here, then quoted, so no request input can reach this string.
+ * The statements that enter a tenant: open the transaction, set search_path and app.tenant_id for
+ * it only (is_local = true), and — with the placement fence — take the tenant's shared fence lock,
+ * then check in a separate statement (a fresh READ COMMITTED snapshot, after the lock was granted)
+ * that the home has not been retired by a move (placement.fence.ts). Values are inlined because a
+ * multi-statement string cannot bind parameters; both come from the registry and are checked
+ * against strict patterns here, then quoted, so no request input can reach this string.
  */
-export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): string {
+export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>, fence = true): string {
   const scope = tenantReadScope(tenant);
-  return `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${escapeLiteral(scope.tenantId)}, true)`;
+  const id = escapeLiteral(scope.tenantId);
+  const enter = `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${id}, true)`;
+  if (!fence) return enter;
+  return `${enter}, pg_advisory_xact_lock_shared(${FENCE_LOCK_CLASS}, hashtext(${id})); ${retiredHomeCheckSql(id, escapeLiteral(scope.schema))}`;
 }
 
 // Read scopes by tenant id and schema: one object per placement, so TenantPgClient can keep the
@@ -46,7 +54,7 @@ export function tenantReadScope(tenant: Pick<TenantPlacement, 'id' | 'schemaName
   if (known) return known;
   if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
   if (!SCHEMA.test(tenant.schemaName)) throw new Error(`refusing schema ${JSON.stringify(tenant.schemaName)}`);
-  const scope: TenantReadScope = Object.freeze({ searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id });
+  const scope: TenantReadScope = Object.freeze({ searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id, schema: tenant.schemaName });
   if (readScopes.size >= READ_SCOPES_MAX) readScopes.delete(readScopes.keys().next().value as string);
   readScopes.set(key, scope);
   return scope;
@@ -60,24 +68,31 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
   releasePostgresConnection?: (err?: unknown) => Promise<void>;
 };
 
+// How long a unit that found its home retired waits for the control plane to show the new one.
+const MOVE_WAIT_MS = 5000;
+const MOVE_POLL_MS = 20;
+
 /**
  * Hands domain code a tenant-scoped transaction. Reads the tenant from context (fails closed
- * without one), lets the tier strategy pick the DataSource, enters the tenant with one pipelined
+ * without one), lets the tenant's tier driver pick the DataSource, enters the tenant with one pipelined
  * statement, and joins an already open unit of work instead of nesting a second connection.
+ * A unit that lands on a home its tenant has moved out of (placement fence) is rolled back and run
+ * once more on the new placement, transparently to the caller.
  */
 @Injectable()
 export class TenantConnectionManager {
-  private readonly strategies: Record<Tier, TierStrategy>;
   private readonly logger = new Logger('TenantConnectionManager');
+  private readonly fence: boolean;
 
   constructor(
     private readonly context: TenantContext,
     private readonly cls: ClsService,
-    pool: PoolTierStrategy,
-    bridge: BridgeTierStrategy,
-    silo: SiloTierStrategy,
+    private readonly drivers: TierDrivers,
+    private readonly placements: PlacementResolver,
+    private readonly registry: TenantRegistry,
+    @Inject(STRATA_CONFIG) config: StrataConfig,
   ) {
-    this.strategies = { pool, bridge, silo };
+    this.fence = config.placementFence;
   }
 
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
@@ -91,23 +106,13 @@ export class TenantConnectionManager {
       return work(open);
     }
     const { tenant } = this.context.requireTenant('a tenant database transaction', 'tenant data');
-    const strategy = this.strategyOf(tenant);
-    const lease = await strategy.enter(tenant);
-    const afterCommit: Array<() => Promise<void> | void> = [];
-    let result: T;
     try {
-      result = await this.runEntered(lease.dataSource, tenant, work, afterCommit);
-    } finally {
-      strategy.leave(lease);
+      return await this.transactionOn(tenant, work);
+    } catch (err) {
+      if (!isRetiredHome(err)) throw err;
+      // Rolled back on the old home: nothing of it was written. Once more where the tenant lives now.
+      return this.transactionOn(await this.followMove(tenant), work);
     }
-    for (const callback of afterCommit) {
-      try {
-        await callback();
-      } catch (err) {
-        this.logger.error(`after-commit callback failed (the transaction is committed): ${String((err as Error)?.stack ?? err)}`);
-      }
-    }
-    return result;
   }
 
   /**
@@ -122,9 +127,38 @@ export class TenantConnectionManager {
     const open = this.openManager();
     if (open) return work(open);
     const { tenant } = this.context.requireTenant('a tenant database read', 'tenant data');
-    const strategy = this.strategyOf(tenant);
+    try {
+      return await this.readOn(tenant, work);
+    } catch (err) {
+      if (!isRetiredHome(err)) throw err;
+      return this.readOn(await this.followMove(tenant), work);
+    }
+  }
+
+  private async transactionOn<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    // Built (and validated) before a connection is taken: a bad placement never touches one.
+    const setup = tenantSetupSql(tenant, this.fence);
+    const { driver, lease } = await this.enter(tenant);
+    const afterCommit: Array<() => Promise<void> | void> = [];
+    let result: T;
+    try {
+      result = await this.runEntered(lease.dataSource, tenant, setup, work, afterCommit);
+    } finally {
+      driver.leave(lease);
+    }
+    for (const callback of afterCommit) {
+      try {
+        await callback();
+      } catch (err) {
+        this.logger.error(`after-commit callback failed (the transaction is committed): ${String((err as Error)?.stack ?? err)}`);
+      }
+    }
+    return result;
+  }
+
+  private async readOn<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const scope = tenantReadScope(tenant);
-    const lease = await strategy.enter(tenant);
+    const { driver, lease } = await this.enter(tenant);
     try {
       const qr = lease.dataSource.createQueryRunner('master');
       try {
@@ -133,17 +167,51 @@ export class TenantConnectionManager {
           throw new Error('tenant DataSources must use TenantPgClient (createTenantDataSource sets it)');
         }
         client.enterReadScope(scope);
+        let result: T;
         try {
           const manager = qr.manager;
-          return await this.runInUnit({ [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
+          result = await this.runInUnit({ [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
+        } catch (err) {
+          // The work may have wrapped or swallowed the fence's error; the client saw it either way.
+          if (client.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+          throw err;
         } finally {
           client.leaveReadScope();
         }
+        // A statement the work caught and ignored must not let old-home reads through either.
+        if (client.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+        return result;
       } finally {
         await qr.release();
       }
     } finally {
-      strategy.leave(lease);
+      driver.leave(lease);
+    }
+  }
+
+  private async enter(tenant: TenantPlacement): Promise<{ driver: TierDriver; lease: TierLease }> {
+    const driver = this.drivers.of(tenant.tier);
+    const pool = await this.placements.poolOf(tenant);
+    return { driver, lease: await driver.enter(tenant, pool) };
+  }
+
+  /**
+   * The unit found the tenant's home retired: its registry entry is stale. Reload the tenant from
+   * the control plane (and drop this instance's cached answer) until it shows a newer placement —
+   * the mover flips it right after retiring the home — then carry on with it in this context.
+   */
+  private async followMove(stale: TenantPlacement): Promise<TenantPlacement> {
+    const deadline = Date.now() + MOVE_WAIT_MS;
+    for (;;) {
+      this.registry.invalidateTenant(stale);
+      const record = await this.registry.findById(stale.id);
+      if (record && record.status === 'active' && record.placementEpoch > stale.placementEpoch) {
+        const moved = placementOf(record);
+        this.context.followPlacement(moved);
+        return moved;
+      }
+      if (Date.now() >= deadline) throw new TenantMovingError();
+      await new Promise((r) => setTimeout(r, MOVE_POLL_MS));
     }
   }
 
@@ -177,12 +245,6 @@ export class TenantConnectionManager {
     callbacks.push(callback);
   }
 
-  private strategyOf(tenant: TenantPlacement): TierStrategy {
-    const strategy = this.strategies[tenant.tier];
-    if (!strategy) throw new Error(`unknown tier ${String(tenant.tier)}`);
-    return strategy;
-  }
-
   private openManager(): EntityManager | undefined {
     return this.unit()?.[OPEN_MANAGER];
   }
@@ -203,22 +265,31 @@ export class TenantConnectionManager {
   private async runEntered<T>(
     ds: DataSource,
     tenant: TenantPlacement,
+    setup: string,
     work: (m: EntityManager) => Promise<T>,
     afterCommit: Array<() => Promise<void> | void>,
   ): Promise<T> {
     const qr = ds.createQueryRunner('master') as unknown as OpenableQueryRunner;
     const client = (await qr.connect()) as PoolClient;
     let broken: unknown;
+    // Corked until the event loop turns: the setup and the unit's first statement leave in one
+    // socket write (the bench measured separate writes at ~150 µs of CPU per request here).
+    const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+    let corked = false;
     try {
       // Not awaited: with pipelining the work's first statement follows on the same round trip.
       // If setup fails, the transaction is aborted and every later statement fails with it.
-      // Corked until the event loop turns: the setup and the unit's first statement leave in one
-      // socket write (the bench measured separate writes at ~150 µs of CPU per request here).
-      const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
       stream?.cork?.();
-      const entered = client.query(tenantSetupSql(tenant));
-      setImmediate(() => stream?.uncork?.());
-      entered.catch(() => undefined);
+      corked = true;
+      setImmediate(() => {
+        if (corked) stream?.uncork?.();
+        corked = false;
+      });
+      const entered = client.query(setup);
+      const setupFailure = entered.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
       try {
@@ -232,9 +303,15 @@ export class TenantConnectionManager {
         } catch (rollbackErr) {
           broken = rollbackErr;
         }
+        // The fence refused the home: whatever the work made of its aborted statements, the cause is the move.
+        const failedSetup = await setupFailure;
+        if (failedSetup && isRetiredHome(failedSetup)) throw new RetiredHomeError(tenant.id, tenant.schemaName);
         throw err;
       }
     } finally {
+      // Never hand a corked connection back to the pool (a throw before the event loop turned).
+      if (corked) stream?.uncork?.();
+      corked = false;
       // A connection whose rollback failed may still hold the tenant's transaction: destroy it.
       if (broken && qr.releasePostgresConnection) await qr.releasePostgresConnection(broken);
       else await qr.release();

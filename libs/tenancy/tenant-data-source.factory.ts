@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { tenantEntities } from './tenant-entities.registry';
-import { PREPARED_SETUP_OPTION, TenantPgClient } from './tenant-pg.client';
+import { PLACEMENT_FENCE_OPTION, PREPARED_SETUP_OPTION, TenantPgClient } from './tenant-pg.client';
 
 export interface ServerAddress {
   host: string;
@@ -19,6 +19,8 @@ export interface DataSourceLimits {
 export interface DataSourceDriverOptions {
   /** Prepare the read units' tenant setup once per connection (TenantPgClient); see TENANT_SETUP_PREPARED. */
   tenantSetupPrepared: boolean;
+  /** Check the placement fence in the read setup (PLACEMENT_FENCE; off only to measure it). */
+  placementFence: boolean;
 }
 
 export const serverKey = (a: ServerAddress): string => `${a.host}:${a.port}/${a.database}`;
@@ -52,6 +54,7 @@ export async function createTenantDataSource(
       Client: TenantPgClient,
       // pg-pool hands its options to each TenantPgClient it creates.
       [PREPARED_SETUP_OPTION]: driver.tenantSetupPrepared,
+      [PLACEMENT_FENCE_OPTION]: driver.placementFence,
       maxUses: limits.maxUses || undefined,
       maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
       idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,

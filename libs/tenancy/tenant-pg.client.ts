@@ -1,19 +1,30 @@
 import { Client, Query, type QueryResult } from 'pg';
 import { serialize } from 'pg-protocol';
+import { RETIRED_HOME_SQLSTATE } from './placement.fence';
 
 /** Where a read unit's statements run: the tenant's schema and id, applied to each statement. */
 export interface TenantReadScope {
   /** search_path value, already a quoted identifier (`"t_acme"`). */
   readonly searchPath: string;
   readonly tenantId: string;
+  /** The schema's plain name, for the placement fence's retired-home check. */
+  readonly schema: string;
 }
 
 /**
  * The setup each statement of a read unit carries: the tenant's search_path and id for this
- * transaction only (is_local), and the transaction made read-only so a write slipped into a read
- * unit fails instead of running without a transaction around it. Values are bound, never inlined.
+ * transaction only (is_local), the transaction made read-only so a write slipped into a read
+ * unit fails instead of running without a transaction around it, and the placement fence: if the
+ * tenant has moved out of this home, strata_fence.refuse_retired() raises SR001 and the statement
+ * never runs (placement.fence.ts). CASE, not OR, so the raise is only ever evaluated for a retired
+ * home. Values are bound, never inlined.
  */
 export const ENTER_READ_SQL =
+  "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true), set_config('transaction_read_only', 'on', true), " +
+  'CASE WHEN EXISTS (SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = $2::uuid AND schema_name = $3) THEN strata_fence.refuse_retired($2::uuid, $3) END';
+
+/** The same setup without the fence: only for `npm run bench` to measure the fence (PLACEMENT_FENCE=false). */
+export const ENTER_READ_UNFENCED_SQL =
   "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true), set_config('transaction_read_only', 'on', true)";
 
 /**
@@ -25,34 +36,47 @@ export const ENTER_READ_STATEMENT = 'strata_enter_read';
 
 /** pg-pool option (createTenantDataSource) that makes its TenantPgClients prepare the setup. */
 export const PREPARED_SETUP_OPTION = 'strataTenantSetupPrepared';
+/** pg-pool option: `false` leaves the placement fence out of the read setup (bench only). */
+export const PLACEMENT_FENCE_OPTION = 'strataPlacementFence';
+const ENTER_READ_UNFENCED_STATEMENT = 'strata_enter_read_unfenced';
 
 // SQLSTATE invalid_sql_statement_name: the server lost the prepared setup (DEALLOCATE, a pooler).
 const UNKNOWN_STATEMENT = '26000';
 
-const PARSE_SETUP_NAMED = serialize.parse({ name: ENTER_READ_STATEMENT, text: ENTER_READ_SQL });
+/** One flavour of the setup: its SQL, the name it is prepared under, and its bytes per scope. */
+class ReadSetup {
+  readonly parseNamed: Buffer;
+  // The setup's bytes, built once per scope: they depend only on the tenant, and serialising three
+  // messages per statement was a measurable share of a read's client-side CPU. Unnamed: Parse, Bind,
+  // Execute; named: Bind and Execute of the prepared statement.
+  private readonly unnamed = new WeakMap<TenantReadScope, Buffer>();
+  private readonly named = new WeakMap<TenantReadScope, Buffer>();
 
-// The setup's bytes, built once per scope: they depend only on the tenant, and serialising three
-// messages per statement was a measurable share of a read's client-side CPU. Unnamed: Parse, Bind,
-// Execute; named: Bind and Execute of the prepared statement.
-const unnamedSetup = new WeakMap<TenantReadScope, Buffer>();
-const namedSetup = new WeakMap<TenantReadScope, Buffer>();
-
-function setupMessagesOf(scope: TenantReadScope, prepared: boolean): Buffer {
-  const cache = prepared ? namedSetup : unnamedSetup;
-  let bytes = cache.get(scope);
-  if (!bytes) {
-    const values = [scope.searchPath, scope.tenantId];
-    bytes = prepared
-      ? Buffer.concat([serialize.bind({ statement: ENTER_READ_STATEMENT, values }), serialize.execute()])
-      : Buffer.concat([serialize.parse({ text: ENTER_READ_SQL }), serialize.bind({ values }), serialize.execute()]);
-    cache.set(scope, bytes);
+  constructor(readonly sql: string, readonly statement: string, private readonly fenced: boolean) {
+    this.parseNamed = serialize.parse({ name: statement, text: sql });
   }
-  return bytes;
+
+  messagesOf(scope: TenantReadScope, prepared: boolean): Buffer {
+    const cache = prepared ? this.named : this.unnamed;
+    let bytes = cache.get(scope);
+    if (!bytes) {
+      const values = this.fenced ? [scope.searchPath, scope.tenantId, scope.schema] : [scope.searchPath, scope.tenantId];
+      bytes = prepared
+        ? Buffer.concat([serialize.bind({ statement: this.statement, values }), serialize.execute()])
+        : Buffer.concat([serialize.parse({ text: this.sql }), serialize.bind({ values }), serialize.execute()]);
+      cache.set(scope, bytes);
+    }
+    return bytes;
+  }
 }
 
-/** What a TenantScopedQuery asks of the client it runs on: whether the setup is prepared there yet. */
+const FENCED_SETUP = new ReadSetup(ENTER_READ_SQL, ENTER_READ_STATEMENT, true);
+const UNFENCED_SETUP = new ReadSetup(ENTER_READ_UNFENCED_SQL, ENTER_READ_UNFENCED_STATEMENT, false);
+
+/** What a TenantScopedQuery asks of the client it runs on: which setup, and whether it is prepared there yet. */
 interface SetupPreparation {
   readonly prepareSetup: boolean;
+  readonly setup: ReadSetup;
   setupParsed: boolean;
 }
 
@@ -119,10 +143,10 @@ class TenantScopedQuery extends QueryBase {
           // Marked when written, not when acknowledged: a pipelined statement behind this one must
           // not parse it again (42P05). If this Parse fails, the next Bind fails with 26000 and
           // TenantPgClient parses again after that.
-          stream.write(PARSE_SETUP_NAMED);
+          stream.write(this.preparation.setup.parseNamed);
           this.preparation.setupParsed = true;
         }
-        stream.write(setupMessagesOf(this.scope, prepared));
+        stream.write(this.preparation.setup.messagesOf(this.scope, prepared));
       }
       return super.submit(connection);
     } finally {
@@ -149,16 +173,22 @@ class TenantScopedQuery extends QueryBase {
 export class TenantPgClient extends Client implements SetupPreparation {
   private readScope: TenantReadScope | undefined = undefined;
   readonly prepareSetup: boolean;
+  readonly setup: ReadSetup;
   setupParsed = false;
+  /** Set when a statement of the current read scope hit a retired home (SR001), even if the work swallowed the error. */
+  retiredHomeSeen = false;
 
   constructor(config?: ConstructorParameters<typeof Client>[0]) {
     super(config);
-    this.prepareSetup = typeof config === 'object' && config !== null && (config as Record<string, unknown>)[PREPARED_SETUP_OPTION] === true;
+    const options = typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {};
+    this.prepareSetup = options[PREPARED_SETUP_OPTION] === true;
+    this.setup = options[PLACEMENT_FENCE_OPTION] === false ? UNFENCED_SETUP : FENCED_SETUP;
   }
 
   enterReadScope(scope: TenantReadScope): void {
     if (this.readScope) throw new Error('TenantPgClient: a read scope is already entered on this connection');
     this.readScope = scope;
+    this.retiredHomeSeen = false;
   }
 
   leaveReadScope(): void {
@@ -176,8 +206,10 @@ export class TenantPgClient extends Client implements SetupPreparation {
     return new Promise<QueryResult>((resolve, reject) => {
       const query = new TenantScopedQuery(scope, this, config, values as unknown[] | undefined, (err, res) => {
         if (!err) return resolve(res);
+        const code = (err as { code?: string }).code;
         // The statement did not run (closed); parse the setup again with the next one.
-        if ((err as { code?: string }).code === UNKNOWN_STATEMENT && err.message.includes(ENTER_READ_STATEMENT)) this.setupParsed = false;
+        if (code === UNKNOWN_STATEMENT && err.message.includes(this.setup.statement)) this.setupParsed = false;
+        if (code === RETIRED_HOME_SQLSTATE) this.retiredHomeSeen = true;
         reject(err);
       });
       (super.query as (q: unknown) => unknown)(query);

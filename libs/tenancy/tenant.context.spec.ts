@@ -11,7 +11,7 @@ const tenant = (id: string): TenantPlacement => ({
   schemaName: 'shared',
   databaseName: null,
   status: 'active',
-  schemaVersion: '0001',
+  schemaVersion: '0001', placementEpoch: 1
 });
 
 describe('TenantContext', () => {

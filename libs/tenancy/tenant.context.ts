@@ -46,6 +46,18 @@ export class TenantContext {
     store.scope = scope;
   }
 
+  /**
+   * The same tenant, at its new placement (TenantConnectionManager, after a unit found the tenant's
+   * home retired by a move): the rest of the request or job runs there too.
+   */
+  followPlacement(tenant: TenantPlacement): void {
+    const store = this.store();
+    const existing = store?.scope;
+    if (!store || !existing) throw new MissingTenantContextError('following a moved tenant');
+    if (existing.tenant.id !== tenant.id) throw new Error('refusing to follow another tenant\'s placement');
+    store.scope = { ...existing, tenant };
+  }
+
   /** The current scope; throws an actionable error when there is none. */
   require(what = 'this operation'): TenantScope {
     const scope = this.store()?.scope;

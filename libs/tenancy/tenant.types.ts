@@ -1,4 +1,4 @@
-import type { Tier, TenantStatus } from '#strata/control-plane';
+import type { TenantEntity, Tier, TenantStatus } from '#strata/control-plane';
 
 /** What the connection layer needs to know about a tenant: where it lives and under which id. */
 export interface TenantPlacement {
@@ -11,6 +11,23 @@ export interface TenantPlacement {
   status: TenantStatus;
   /** Tenant schema version of its own schema/database; pool tenants follow their pool's instead. */
   schemaVersion: string;
+  /** Bumped by every move's cutover: a unit that found its home retired waits for a newer one. */
+  placementEpoch: number;
+}
+
+/** The placement of a control-plane tenant record: what jobs, the HTTP edge and moves hand to tenancy. */
+export function placementOf(t: TenantEntity): TenantPlacement {
+  return {
+    id: t.id,
+    slug: t.slug,
+    tier: t.tier,
+    poolId: t.poolId,
+    schemaName: t.schemaName,
+    databaseName: t.databaseName,
+    status: t.status,
+    schemaVersion: t.schemaVersion,
+    placementEpoch: t.placementEpoch,
+  };
 }
 
 /** The typed value held in CLS for the duration of a request, job or system task. */

@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule, TenantRegistry } from '#strata/control-plane';
-import { TenancyModule } from '#strata/tenancy';
+import { TenancyModule } from '#strata/tenancy/platform';
+import { MigratorModule } from '#strata/migrator';
 import { AdminModule, TenantAdminService } from '#strata/admin';
 import { RegistryInvalidationModule, TenantRegistryInvalidation } from '#strata/cache';
 import { createTestDatabase, uniqueSlug, type TestDatabase } from '../support/test-database';
@@ -30,6 +31,7 @@ async function startInstance(config: StrataConfig, pubsub: boolean): Promise<Ins
       StrataConfigModule.forRoot(config),
       ClsModule.forRoot({ global: true }),
       ControlPlaneModule,
+      MigratorModule,
       TenancyModule,
       AdminModule,
       ...(pubsub ? [RegistryInvalidationModule.forRoot({ channel: CHANNEL })] : []),

@@ -4,7 +4,7 @@ import { ClsModule } from 'nestjs-cls';
 import { Redis } from 'ioredis';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { loadStrataConfig, StrataConfigModule } from '#strata/common';
-import { MissingTenantContextError, TenantContext, type TenantPlacement } from '#strata/tenancy';
+import { MissingTenantContextError, TenantContext, type TenantPlacement } from '#strata/tenancy/platform';
 import { CacheModule, REDIS_CLIENT, RedisNotConfiguredError, TenantCache, TenantCacheKeyError } from '#strata/cache';
 import { rejectionOf } from '../support/tenancy-fixture';
 
@@ -22,7 +22,7 @@ const placement = (slug: string): TenantPlacement => ({
   schemaName: 'shared',
   databaseName: null,
   status: 'active',
-  schemaVersion: '0',
+  schemaVersion: '0', placementEpoch: 1
 });
 
 /** In the app TenancyModule provides TenantContext globally; this test needs nothing else of it. */

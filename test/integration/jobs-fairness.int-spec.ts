@@ -3,7 +3,7 @@ import { Processor } from '@nestjs/bullmq';
 import type { TestingModule } from '@nestjs/testing';
 import type { Job } from 'bullmq';
 import { TenantBacklog, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { createTenancyFixture, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 

@@ -4,7 +4,7 @@ import type { TestingModule } from '@nestjs/testing';
 import type { Job, Queue } from 'bullmq';
 import { InvoicesService } from '#strata/invoices';
 import { SystemTenantRunner, TenantJobProducer, TenantWorkerHost, type TenantJobData } from '#strata/jobs';
-import { MissingTenantContextError, TenantConnectionManager, TenantContext } from '#strata/tenancy';
+import { MissingTenantContextError, TenantConnectionManager, TenantContext } from '#strata/tenancy/platform';
 import { createTenancyFixture, rejectionOf, waitFor, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 

@@ -3,7 +3,7 @@ import { Global, Module } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { ClsModule } from 'nestjs-cls';
 import { HttpClientModule, OutboundRequestError, OutboundTimeoutError, TenantHttpClient } from '#strata/http-client';
-import { MissingTenantContextError, TenantContext } from '#strata/tenancy';
+import { MissingTenantContextError, TenantContext } from '#strata/tenancy/platform';
 import { createTenancyFixture, rejectionOf, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 

@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import { SiloCapacityError, SiloDataSourceCache } from '#strata/tenancy';
+import { SiloCapacityError, SiloDataSourceCache } from '#strata/tenancy/platform';
 import {
   createTenancyFixture,
   deferred,

@@ -15,7 +15,7 @@ import {
   TenantStorage,
   type StorageDriver,
 } from '#strata/storage';
-import { MissingTenantContextError } from '#strata/tenancy';
+import { MissingTenantContextError } from '#strata/tenancy/platform';
 import { createTenancyFixture, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);

@@ -7,9 +7,7 @@ import {
   SharedDataSources,
   SiloDataSourceCache,
   TenantPlacementError,
-  type TenantPlacement,
-} from '#strata/tenancy';
-import { toPlacement } from '#strata/auth';
+  type TenantPlacement, placementOf } from '#strata/tenancy/platform';
 import { uniqueSlug } from '../support/test-database';
 import { createTenancyFixture, rejectionOf, sleep, sqlState, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
@@ -372,7 +370,7 @@ describe('tenant connection manager', () => {
       );
       const rec = (await fx.registry.findById(id)) as TenantEntity;
       expect(rec).toMatchObject({ tier: row.tier, poolId: row.poolId });
-      return toPlacement(rec);
+      return placementOf(rec);
     }
 
     const poolRowCount = async () =>

@@ -7,7 +7,7 @@ import type { Job } from 'bullmq';
 import type { Tier } from '#strata/control-plane';
 import { JOBS_OPTIONS, JobsModule, TenantJobProducer, TenantWorkerHost, type ResolvedJobsOptions, type TenantEnvelope, type TenantJobData } from '#strata/jobs';
 import { injectTraceContext, startTracing, type StopTracing } from '#strata/observability';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { sleep, waitFor } from '../support/tenancy-fixture';
 import { startTestWorker, type TestWorker } from '../support/worker-fixture';

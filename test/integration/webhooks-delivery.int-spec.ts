@@ -7,7 +7,7 @@ import type { Queue } from 'bullmq';
 import { escapeIdentifier } from 'pg';
 import { WebhookVerificationError } from 'standardwebhooks';
 import { InvoicesService } from '#strata/invoices';
-import { TenantConnectionManager, TenantContext } from '#strata/tenancy';
+import { TenantConnectionManager, TenantContext } from '#strata/tenancy/platform';
 import {
   verifyWebhook,
   WEBHOOK_DELIVERY_QUEUE,

@@ -5,7 +5,7 @@ import type { Job, Queue } from 'bullmq';
 import { escapeIdentifier } from 'pg';
 import { InvoicesService } from '#strata/invoices';
 import { TenantJobProducer, type TenantJobData } from '#strata/jobs';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import {
   WEBHOOK_DELIVERY_QUEUE,
   WEBHOOK_RELAY_QUEUE,

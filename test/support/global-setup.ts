@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Client } from 'pg';
-// Relative import: jest's moduleNameMapper does not apply to globalSetup.
+// First: jest's moduleNameMapper does not apply to globalSetup (see the hook).
+import './strata-imports.hook';
 import { bootstrapDatabase } from '../../libs/migrator';
 import { adminUrl, urlFor, type TestRunInfo } from './test-env';
 

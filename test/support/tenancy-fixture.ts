@@ -4,9 +4,9 @@ import { Client, escapeIdentifier } from 'pg';
 import type { EntityManager } from 'typeorm';
 import { StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule, TenantRegistry, type Tier } from '#strata/control-plane';
-import { TenancyModule, TenantConnectionManager, TenantContext, type TenantPlacement } from '#strata/tenancy';
+import { TenancyModule, TenantConnectionManager, TenantContext, type TenantPlacement, placementOf } from '#strata/tenancy/platform';
 import { AdminModule, TenantAdminService } from '#strata/admin';
-import { toPlacement } from '#strata/auth';
+import { MigratorModule } from '#strata/migrator';
 import { createTestDatabase, uniqueSlug, type TestDatabase } from './test-database';
 import { testConfig } from './test-config';
 import { urlFor } from './test-env';
@@ -56,7 +56,7 @@ export async function createTenancyFixture(overrides: Partial<StrataConfig> = {}
   let module: TestingModule | undefined;
   try {
     module = await Test.createTestingModule({
-      imports: [StrataConfigModule.forRoot(config), ClsModule.forRoot({ global: true }), ControlPlaneModule, TenancyModule, AdminModule],
+      imports: [StrataConfigModule.forRoot(config), ClsModule.forRoot({ global: true }), ControlPlaneModule, MigratorModule, TenancyModule, AdminModule],
     }).compile();
     await module.init();
   } catch (err) {
@@ -92,7 +92,7 @@ export async function createTenancyFixture(overrides: Partial<StrataConfig> = {}
       const view = await admin.create({ slug: uniqueSlug(base), name: `${base} inc`, tier });
       const rec = await registry.findById(view.id);
       if (!rec) throw new Error(`tenant ${view.slug} not found after onboarding`);
-      const placement = toPlacement(rec);
+      const placement = placementOf(rec);
       const database = placement.databaseName ?? db.name;
       const schema = placement.schemaName;
       return {

@@ -7,7 +7,8 @@ import { ClsModule } from 'nestjs-cls';
 import { StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule } from '#strata/control-plane';
 import { JobsModule } from '#strata/jobs';
-import { TenancyModule } from '#strata/tenancy';
+import { TenancyModule } from '#strata/tenancy/platform';
+import { MigratorModule } from '#strata/migrator';
 import { StrataLogger } from '#strata/observability';
 import { WorkerModule } from '../../apps/worker/src/worker.module';
 import { dropRedisPrefix } from './redis-prefix';
@@ -60,7 +61,7 @@ export async function startTestWorker(config: StrataConfig, opts: TestWorkerOpti
     module = await Test.createTestingModule(
       opts.jobsOnly
         ? {
-            imports: [StrataConfigModule.forRoot(config), ClsModule.forRoot({ global: true }), ControlPlaneModule, TenancyModule, JobsModule.forRoot({ prefix }), ...own],
+            imports: [StrataConfigModule.forRoot(config), ClsModule.forRoot({ global: true }), ControlPlaneModule, MigratorModule, TenancyModule, JobsModule.forRoot({ prefix }), ...own],
             providers: opts.providers ?? [],
           }
         : {

@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ModuleMetadata } from '@nestjs/common';
 import type { StrataConfig } from '#strata/common';
-import { tenantPathPrefixMiddleware } from '#strata/tenancy';
+import { tenantPathPrefixMiddleware } from '#strata/tenancy/platform';
 import { StrataLogger } from '#strata/observability';
 import { AppModule } from './app.module';
 

@@ -5,7 +5,8 @@ import type { Request, Response } from 'express';
 import { ClsModule } from 'nestjs-cls';
 import { createValidationPipe, HttpErrorFilter, StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule } from '#strata/control-plane';
-import { TenancyModule } from '#strata/tenancy';
+import { TenancyModule } from '#strata/tenancy/platform';
+import { MigratorModule } from '#strata/migrator';
 import { AuthModule } from '#strata/auth';
 import { AdminModule } from '#strata/admin';
 import { HealthModule } from '#strata/health';
@@ -48,6 +49,7 @@ export class AppModule {
         // After ClsModule: its middleware needs the request's context to exist.
         ObservabilityModule.forRoot(),
         ControlPlaneModule,
+        MigratorModule,
         TenancyModule,
         CacheModule.forRoot(),
         RegistryInvalidationModule.forRoot(),

@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { Logger } from '@nestjs/common';
 import { InvoicesService } from '#strata/invoices';
 import { TenantWorkerHost, type TenantJobData } from '#strata/jobs';
-import { TenantContext } from '#strata/tenancy';
+import { TenantContext } from '#strata/tenancy/platform';
 import {
   INVOICE_OVERDUE_CONCURRENCY,
   INVOICE_OVERDUE_QUEUE,

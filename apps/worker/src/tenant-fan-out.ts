@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { DataSource, In } from 'typeorm';
-import { toPlacement } from '#strata/auth';
+import { placementOf } from '#strata/tenancy/platform';
 import { CONTROL_DATA_SOURCE, TenantEntity } from '#strata/control-plane';
 import { JOBS_OPTIONS, JOBS_REDIS, SystemTenantRunner, TenantJobProducer, type ResolvedJobsOptions, type TenantJobOptions } from '#strata/jobs';
 
@@ -70,7 +70,7 @@ export class TenantFanOut {
       for (let i = 0; i < active.length; i += FAN_OUT_SLICE) {
         await Promise.all(
           active.slice(i, i + FAN_OUT_SLICE).map((t) =>
-            this.system.runAsTenant(toPlacement(t), async () => {
+            this.system.runAsTenant(placementOf(t), async () => {
               await this.producer.add(job.queue, job.name, job.payload, job.opts);
               report.enqueued.push(t.id);
             }),

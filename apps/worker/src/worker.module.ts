@@ -4,7 +4,8 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { ClsModule } from 'nestjs-cls';
 import { StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule } from '#strata/control-plane';
-import { TenancyModule } from '#strata/tenancy';
+import { TenancyModule } from '#strata/tenancy/platform';
+import { MigratorModule } from '#strata/migrator';
 import { InvoicesModule } from '#strata/invoices';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
 import { ObservabilityModule } from '#strata/observability';
@@ -41,6 +42,7 @@ export class WorkerModule {
         // installs it as Nest's logger); its HTTP parts (middleware, /metrics) stay idle here.
         ObservabilityModule.forRoot(),
         ControlPlaneModule,
+        MigratorModule,
         TenancyModule,
         // Every process holding a registry listens for admin changes.
         RegistryInvalidationModule.forRoot(),
