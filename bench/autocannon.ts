@@ -6,6 +6,9 @@ export interface AutocannonOptions {
   duration: number;
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
+  /** Request body; with `idReplacement`, every `[<id>]` in it becomes a fresh unique id per request. */
+  body?: string;
+  idReplacement?: boolean;
   timeout?: number;
   pipelining?: number;
 }

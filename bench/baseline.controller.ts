@@ -1,17 +1,20 @@
 import {
+  Body,
   Controller,
   Get,
   Headers,
   Inject,
   Param,
+  Post,
   Query,
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, QueryFailedError } from 'typeorm';
 import {
   applyKeysetWindow,
   badRequest,
+  conflict,
   keysetWindow,
   notFound,
   STRATA_CONFIG,
@@ -24,8 +27,14 @@ import { PublicRoute } from '#strata/auth';
 import { SHARED_SCHEMA } from '#strata/migrator';
 import { Project, type ProjectView } from '#strata/projects';
 import { Invoice, ListInvoicesQuery, type InvoiceView } from '#strata/invoices';
+// Not in those libs' public APIs; the bench is outside the lib boundary rules (npm run lint:deps checks apps and libs).
+import { CreateInvoiceDto, toInvoiceView } from '../libs/invoices/invoices.dto';
+import { WebhookEndpoint } from '../libs/webhooks/webhook-endpoint.entity';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** libs/invoices' INVOICE_CREATED (not exported from its index). */
+const INVOICE_CREATED = 'invoice.created';
+const UNIQUE_VIOLATION = '23505';
 
 /**
  * BENCH ONLY — mounted by bench/bench-server.ts through createApp's `extra`, never by `npm start`.
@@ -38,6 +47,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * (a superuser: RLS is bypassed, which the design notes measured as free) with search_path set to
  * the pool's shared schema at connect time, and the same pool size as the app's data pool.
  * The tenant id comes from the `x-bench-tenant-id` header.
+ *
+ * The write (`POST invoices`) is the untenanted twin of InvoicesService.create — see its comment.
  */
 @Controller('bench/baseline')
 @PublicRoute()
@@ -50,7 +61,7 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
     this.ds = await new DataSource({
       type: 'postgres',
       url: this.config.databaseUrl,
-      entities: [Project, Invoice],
+      entities: [Project, Invoice, WebhookEndpoint],
       synchronize: false,
       installExtensions: false,
       applicationName: 'strata-bench-baseline',
@@ -90,6 +101,56 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
       currency: i.currency,
       createdAt: i.createdAt,
     }));
+  }
+
+  /**
+   * InvoicesController.create → InvoicesService.create, minus tenancy. Same body DTO (so the same
+   * global ValidationPipe work), then one plain TypeORM transaction on the owner DataSource:
+   *
+   *   START TRANSACTION                                   (its own round trip, awaited)
+   *   INSERT INTO invoices … RETURNING id, created_at      (InvoicesRepository.insert: same create() + insert(), tenant_id explicit)
+   *   SELECT endpoint ids subscribed to invoice.created   (WebhookEndpointsRepository.subscribedTo's query, tenant_id explicit)
+   *   COMMIT
+   *
+   * then the same InvoiceView, and a unique violation mapped to 409 invoice_number_taken.
+   *
+   * Not included: the tenancy layer (guard, CLS tenant, the tenant setup statement, RLS as the app
+   * role, and — with PLACEMENT_FENCE — the placement fence), the EventEmitter2 dispatch of
+   * `invoice.created` (the listener needs a tenant unit of work, so the baseline runs the outbox's
+   * query itself instead of emitting), and delivery rows plus their after-commit enqueue: the bench's
+   * tenants have no webhook endpoints, so on the tenant route the outbox's work is that one SELECT
+   * returning nothing, and this route refuses (500) to run if the SELECT finds an endpoint rather
+   * than silently doing less than the tenant route. One protocol difference, in the tenant route's
+   * favour: TenantConnectionManager.transaction pipelines BEGIN and the tenant setup with the first
+   * statement (one round trip), while TypeORM's transaction awaits START TRANSACTION first, so the
+   * baseline makes 4 sequential round trips where the tenant route makes 3.
+   */
+  @Post('invoices')
+  async createInvoice(@Headers('x-bench-tenant-id') tenantHeader: string | undefined, @Body() body: CreateInvoiceDto): Promise<InvoiceView> {
+    const tenantId = tenantOf(tenantHeader);
+    try {
+      const invoice = await this.ds.transaction(async (manager) => {
+        const created = manager.create(Invoice, { number: body.number, amount: body.amount, currency: body.currency, tenantId });
+        // INSERT … RETURNING fills id and createdAt into `created`.
+        await manager.insert(Invoice, created);
+        const endpoints = await manager
+          .createQueryBuilder(WebhookEndpoint, 'endpoint')
+          .select('endpoint.id', 'id')
+          .where('endpoint.tenantId = :tenantId', { tenantId })
+          .andWhere(':eventType = ANY(endpoint.events)', { eventType: INVOICE_CREATED })
+          .getRawMany<{ id: string }>();
+        if (endpoints.length > 0) {
+          throw new Error('bench baseline: the tenant has webhook endpoints; this route does not write their outbox rows, so it would not match POST /invoices');
+        }
+        return created;
+      });
+      return toInvoiceView(invoice);
+    } catch (err) {
+      if (err instanceof QueryFailedError && (err.driverError as { code?: string } | undefined)?.code === UNIQUE_VIOLATION) {
+        throw conflict('invoice_number_taken', 'an invoice with this number already exists');
+      }
+      throw err;
+    }
   }
 }
 

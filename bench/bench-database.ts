@@ -37,6 +37,14 @@ export class BenchDatabase {
     return withClient(this.adminUrl, async (c) => (await c.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
   }
 
+  /** Server settings by name (SHOW), e.g. to print what a write's COMMIT waits for. */
+  async settings(names: string[]): Promise<Record<string, string>> {
+    return withClient(this.adminUrl, async (c) => {
+      const rows = await c.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])`, [names]);
+      return Object.fromEntries(rows.rows.map((r) => [r.name, r.setting]));
+    });
+  }
+
   /** The silo databases this run's tenants live in (from the registry). */
   async siloDatabases(): Promise<string[]> {
     return withClient(this.ownerUrl, async (c) =>

@@ -20,6 +20,8 @@ export interface BenchServerReady {
   port: number;
   adminToken: string;
   pools: { dataPoolMax: number; siloPoolMax: number; siloMaxConnections: number; registryCacheTtlMs: number };
+  /** PLACEMENT_FENCE as this process loaded it. */
+  placementFence: boolean;
 }
 
 async function main(): Promise<void> {
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
       siloMaxConnections: config.siloMaxConnections,
       registryCacheTtlMs: config.registryCacheTtlMs,
     },
+    placementFence: config.placementFence,
   };
   process.send(ready);
 }
