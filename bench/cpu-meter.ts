@@ -61,6 +61,7 @@ export class CpuMeter {
   private readonly backends = new Map<number, { start: number; last: number }>();
   private timer?: NodeJS.Timeout;
   private polling?: Promise<void>;
+  private inFlight = false;
   private machineStart: { busy: number; total: number } | null = null;
   private serverStart: number | null = null;
   private benchStart = process.cpuUsage();
@@ -92,7 +93,15 @@ export class CpuMeter {
     this.machineStart = machineTicks();
     this.serverStart = this.serverPid ? procTicks(this.serverPid) : null;
     this.benchStart = process.cpuUsage();
-    this.timer = setInterval(() => void (this.polling = this.poll(false)), 250);
+    this.timer = setInterval(() => {
+      // One query at a time on the meter's connection: on a busy box a poll can outlast the
+      // interval, and node-postgres deprecates queueing a query behind a running one.
+      if (this.inFlight) return;
+      this.inFlight = true;
+      this.polling = this.poll(false).finally(() => {
+        this.inFlight = false;
+      });
+    }, 250);
   }
 
   async stop(requests: number): Promise<CpuUsagePerRequest> {
