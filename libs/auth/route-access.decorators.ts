@@ -1,4 +1,4 @@
-import { SetMetadata } from '@nestjs/common';
+import { createParamDecorator, SetMetadata, type ExecutionContext } from '@nestjs/common';
 
 /**
  * Every route is a tenant route (wire tenant + verified token + membership) unless it says
@@ -13,3 +13,14 @@ export const TenantAnonymous = () => SetMetadata(ROUTE_ACCESS, 'tenant-anonymous
 export const PlatformAdmin = () => SetMetadata(ROUTE_ACCESS, 'platform-admin' satisfies RouteAccess);
 /** No tenant, no token (health probes). */
 export const PublicRoute = () => SetMetadata(ROUTE_ACCESS, 'public' satisfies RouteAccess);
+
+/** Where the tenant guard leaves the verified platform operator's id (`sub`) on the request. */
+export const PLATFORM_OPERATOR = Symbol('strata:platform-operator');
+
+/** On a `@PlatformAdmin()` route: the operator's id from the verified token (for audit: who asked). */
+export const PlatformOperator = createParamDecorator((_: unknown, ctx: ExecutionContext): string => {
+  const req = ctx.switchToHttp().getRequest<Record<symbol, unknown>>();
+  const operator = req[PLATFORM_OPERATOR];
+  if (typeof operator !== 'string') throw new Error('@PlatformOperator() is only available on @PlatformAdmin() routes');
+  return operator;
+});

@@ -6,7 +6,7 @@ import { ApiException, STRATA_CONFIG, badRequest, forbidden, notFound, unauthori
 import { TenantRegistry } from '#strata/control-plane';
 import { placementOf, resolveWireTenant, TenantContext, WireTenantError } from '#strata/tenancy/platform';
 import { JwtService } from './jwt.service';
-import { ROUTE_ACCESS, type RouteAccess } from './route-access.decorators';
+import { PLATFORM_OPERATOR, ROUTE_ACCESS, type RouteAccess } from './route-access.decorators';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const tenantNotFound = () => notFound('tenant_not_found', 'tenant not found');
@@ -91,6 +91,7 @@ export class TenantRequestGuard implements CanActivate {
     if (!scopes.includes('platform:admin')) {
       throw new ApiException(403, 'platform_admin_required', 'this route needs a platform:admin token');
     }
+    (req as unknown as Record<symbol, unknown>)[PLATFORM_OPERATOR] = typeof claims.sub === 'string' && claims.sub ? claims.sub : 'unknown-operator';
     return true;
   }
 }

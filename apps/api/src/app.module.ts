@@ -9,6 +9,7 @@ import { TenancyModule } from '#strata/tenancy/platform';
 import { MigratorModule } from '#strata/migrator';
 import { AuthModule } from '#strata/auth';
 import { AdminModule } from '#strata/admin';
+import { MovesModule } from '#strata/moves';
 import { HealthModule } from '#strata/health';
 import { ProjectsModule } from '#strata/projects';
 import { InvoicesModule } from '#strata/invoices';
@@ -55,6 +56,7 @@ export class AppModule {
         RegistryInvalidationModule.forRoot(),
         AuthModule,
         AdminModule,
+        MovesModule,
         HealthModule,
         ProjectsModule,
         InvoicesModule,

@@ -7,6 +7,7 @@ import { ControlPlaneModule } from '#strata/control-plane';
 import { TenancyModule } from '#strata/tenancy/platform';
 import { MigratorModule } from '#strata/migrator';
 import { InvoicesModule } from '#strata/invoices';
+import { MovesRunnerModule } from '#strata/moves';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
 import { ObservabilityModule } from '#strata/observability';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -47,6 +48,8 @@ export class WorkerModule {
         // Every process holding a registry listens for admin changes.
         RegistryInvalidationModule.forRoot(),
         InvoicesModule,
+        // The worker claims tenant moves too (whichever process claims one runs it).
+        MovesRunnerModule,
         JobsModule.forRoot(opts.jobs),
         JobsModule.registerQueue(INVOICE_OVERDUE_QUEUE),
         // Invoices created by jobs emit webhooks too; deliveries go out through the tenant HTTP client.

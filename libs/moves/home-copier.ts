@@ -1,0 +1,407 @@
+import type { Client } from 'pg';
+import { FENCE_LOCK_CLASS, OwnerConnections, quoteIdent, tenantTablesOf, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
+import type { TableCheck } from './tenant-move.types';
+
+const COPY_BATCH = 5000;
+const ROUND_LIMIT = 10_000;
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** Change-capture objects, one set per source database, shared by every move out of it. */
+const CAPTURE_SQL = `
+SELECT pg_advisory_xact_lock(hashtext('strata:move-capture'));
+CREATE SCHEMA IF NOT EXISTS strata_fence;
+CREATE TABLE IF NOT EXISTS strata_fence.move_changes (
+  seq        bigserial PRIMARY KEY,
+  move_id    uuid NOT NULL,
+  table_name text NOT NULL,
+  row_id     text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS move_changes_move_seq_idx ON strata_fence.move_changes (move_id, seq);
+-- SECURITY DEFINER: the app role's writes record their changes without any right on the log.
+CREATE OR REPLACE FUNCTION strata_fence.capture_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO strata_fence.move_changes (move_id, table_name, row_id) VALUES (TG_ARGV[0]::uuid, TG_TABLE_NAME, OLD.id::text);
+  ELSE
+    INSERT INTO strata_fence.move_changes (move_id, table_name, row_id) VALUES (TG_ARGV[0]::uuid, TG_TABLE_NAME, NEW.id::text);
+    IF TG_OP = 'UPDATE' AND OLD.id IS DISTINCT FROM NEW.id THEN
+      INSERT INTO strata_fence.move_changes (move_id, table_name, row_id) VALUES (TG_ARGV[0]::uuid, TG_TABLE_NAME, OLD.id::text);
+    END IF;
+  END IF;
+  RETURN NULL;
+END
+$fn$;`;
+
+interface Change {
+  seq: string;
+  table_name: string;
+  row_id: string;
+}
+
+export interface CutoverResult {
+  /** From asking for the exclusive fence lock to committing the retired home. */
+  fencedMs: number;
+  drained: number;
+}
+
+/**
+ * Moves one tenant's rows from one home to another, online, as the owner role. Hand-written: no
+ * library moves rows between isolation models (Citus moves shards within one row model; native
+ * logical replication needs superuser, cannot map schemas and copies nothing through RLS without
+ * BYPASSRLS). Measured prototype, passed on in the issue: trigger capture + rounds of
+ * read-at-snapshot/upsert held 0 lost writes over ~760k acknowledged writes.
+ *
+ * 1. capture: AFTER ROW triggers on the source's tenant tables, filtered by WHEN on the tenant id
+ *    (other tenants of a shared home pay no function call), log (table, id) of every change;
+ * 2. snapshot copy at REPEATABLE READ, parents before children, keyset batches, idempotent upserts;
+ * 3. catch-up rounds: the log entries one snapshot sees, re-read at that snapshot, upserted or
+ *    deleted on the target, then removed from the log — so the target equals the source as of
+ *    that snapshot for every row the round touched;
+ * 4. verify: one such round and per-table counts + checksums on the same source snapshot;
+ * 5. cutover: the tenant's fence lock exclusively (waits for in-flight writers, holds new ones),
+ *    drain the rest, retire the source home, commit — then the caller flips the placement.
+ *
+ * Both sessions enter the tenant (search_path, app.tenant_id): FORCE RLS applies to an owner that
+ * is not a superuser (managed PostgreSQL), and the WITH CHECK pins the schema.
+ */
+export class HomeCopier {
+  private source?: Client;
+  private target?: Client;
+  private tables?: TenantTable[];
+
+  constructor(
+    private readonly owners: OwnerConnections,
+    readonly from: TenantHome,
+    readonly to: TenantHome,
+    private readonly tenantId: string,
+    private readonly moveId: string,
+  ) {}
+
+  async close(): Promise<void> {
+    await Promise.all([this.source?.end().catch(() => undefined), this.target?.end().catch(() => undefined)]);
+    this.source = this.target = undefined;
+  }
+
+  /** Installs the capture triggers for this move (idempotent). */
+  async startCapture(): Promise<void> {
+    const src = await this.sourceSession();
+    await inTransaction(src, async () => {
+      await src.query(CAPTURE_SQL);
+    });
+    for (const t of await this.tenantTables()) {
+      const table = this.qualified(this.from, t.name);
+      const id = this.tenantId;
+      await inTransaction(src, async () => {
+        // CREATE TRIGGER waits for the table's writers; bounded so a busy table backs off instead of stalling them.
+        await src.query(`SET LOCAL lock_timeout = '2s'`);
+        for (const [suffix, events, when] of [
+          ['i', 'INSERT', `NEW.tenant_id = '${id}'::uuid`],
+          ['u', 'UPDATE', `OLD.tenant_id = '${id}'::uuid OR NEW.tenant_id = '${id}'::uuid`],
+          ['d', 'DELETE', `OLD.tenant_id = '${id}'::uuid`],
+        ] as const) {
+          const name = quoteIdent(this.triggerName(suffix));
+          await src.query(`DROP TRIGGER IF EXISTS ${name} ON ${table}`);
+          await src.query(
+            `CREATE TRIGGER ${name} AFTER ${events} ON ${table} FOR EACH ROW WHEN (${when}) EXECUTE FUNCTION strata_fence.capture_change('${this.moveId}')`,
+          );
+        }
+      });
+    }
+  }
+
+  /** Removes this move's triggers and change log (after cutover, on cancel or failure). Idempotent. */
+  async stopCapture(): Promise<void> {
+    const src = await this.sourceSession();
+    for (const t of await this.tenantTables()) {
+      await inTransaction(src, async () => {
+        await src.query(`SET LOCAL lock_timeout = '5s'`);
+        for (const suffix of ['i', 'u', 'd']) await src.query(`DROP TRIGGER IF EXISTS ${quoteIdent(this.triggerName(suffix))} ON ${this.qualified(this.from, t.name)}`);
+      });
+    }
+    const log = await src.query(`SELECT to_regclass('strata_fence.move_changes') IS NOT NULL AS ok`);
+    if (log.rows[0].ok) await src.query(`DELETE FROM strata_fence.move_changes WHERE move_id = $1`, [this.moveId]);
+  }
+
+  /** Rows of the tenant in the source, per table (for rows_total). */
+  async countSource(): Promise<number> {
+    const src = await this.sourceSession();
+    let total = 0;
+    for (const t of await this.tenantTables()) {
+      const r = await src.query(`SELECT count(*)::bigint AS n FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1`, [this.tenantId]);
+      total += Number(r.rows[0].n);
+    }
+    return total;
+  }
+
+  /** The snapshot copy: every row of the tenant at one REPEATABLE READ snapshot, in keyset batches. */
+  async copySnapshot(onProgress: (rowsCopied: number) => Promise<void>): Promise<number> {
+    const src = await this.sourceSession();
+    const tgt = await this.targetSession();
+    let copied = 0;
+    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      for (const t of await this.tenantTables()) {
+        let after = ZERO_UUID;
+        for (;;) {
+          const batch = await src.query<{ rows: string; last: string | null; n: number }>(
+            `SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json)::text AS rows, (array_agg(t.id ORDER BY t.id DESC))[1]::text AS last, count(*)::int AS n
+               FROM (SELECT * FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT ${COPY_BATCH}) t`,
+            [this.tenantId, after],
+          );
+          const { rows, last, n } = batch.rows[0];
+          if (!n) break;
+          await inTransaction(tgt, () => this.upsert(tgt, t, rows));
+          copied += n;
+          await onProgress(copied);
+          if (n < COPY_BATCH || !last) break;
+          after = last;
+        }
+      }
+      await src.query('COMMIT');
+    } catch (err) {
+      await src.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return copied;
+  }
+
+  /**
+   * One catch-up round at one source snapshot: applies the log entries that snapshot sees and
+   * removes them from the log. Returns how many it applied and how many remain (lag).
+   */
+  async catchUpRound(): Promise<{ applied: number; lag: number }> {
+    const src = await this.sourceSession();
+    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    let seqs: string[];
+    try {
+      seqs = await this.applyVisibleChanges(src);
+      await src.query('COMMIT');
+    } catch (err) {
+      await src.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    await this.forget(src, seqs);
+    return { applied: seqs.length, lag: await this.lag() };
+  }
+
+  /** Entries still in the log for this move. */
+  async lag(): Promise<number> {
+    const src = await this.sourceSession();
+    const r = await src.query(`SELECT count(*)::bigint AS n FROM strata_fence.move_changes WHERE move_id = $1`, [this.moveId]);
+    return Number(r.rows[0].n);
+  }
+
+  /**
+   * Brings the target to one source snapshot and compares every table's count and checksum there.
+   * The target has no other writer before cutover, so both sides describe the same instant.
+   */
+  async verify(): Promise<TableCheck[]> {
+    const src = await this.sourceSession();
+    const tgt = await this.targetSession();
+    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    let seqs: string[];
+    const checks: TableCheck[] = [];
+    try {
+      seqs = await this.applyVisibleChanges(src);
+      for (const t of await this.tenantTables()) {
+        const [s, d] = await Promise.all([this.checksum(src, this.from, t.name), this.checksum(tgt, this.to, t.name)]);
+        checks.push({ table: t.name, sourceRows: s.n, targetRows: d.n, sourceChecksum: s.sum, targetChecksum: d.sum });
+      }
+      await src.query('COMMIT');
+    } catch (err) {
+      await src.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    await this.forget(src, seqs);
+    return checks;
+  }
+
+  /** Clears a retired mark the target home may carry from an earlier move out of it. */
+  async reviveTarget(): Promise<void> {
+    const tgt = await this.targetSession();
+    await tgt.query(`DELETE FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = $2`, [this.tenantId, this.to.schema]);
+  }
+
+  /** True when this move has already retired the source home (a cutover that committed, then lost its executor). */
+  async sourceRetiredByThisMove(): Promise<boolean> {
+    const src = await this.sourceSession();
+    const r = await src.query(`SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = $2 AND move_id = $3`, [
+      this.tenantId,
+      this.from.schema,
+      this.moveId,
+    ]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  /**
+   * The fenced part of the cutover, in one source transaction: take the tenant's fence lock
+   * exclusively (in-flight write units finish first; new ones wait), drain what is left, carry
+   * sequences over, retire the source home, commit. Write units that waited then see the home
+   * retired (they check in a statement after their lock) and are retried on the new placement.
+   */
+  async fencedDrain(lockTimeoutMs: number): Promise<CutoverResult> {
+    const src = await this.sourceSession();
+    const started = performance.now();
+    let drained = 0;
+    await src.query('BEGIN');
+    try {
+      await src.query(`SET LOCAL lock_timeout = '${Math.max(1, Math.floor(lockTimeoutMs))}ms'`);
+      await src.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK_CLASS}, hashtext($1))`, [this.tenantId]);
+      // READ COMMITTED: each statement below sees every write unit that committed before the lock.
+      for (;;) {
+        const seqs = await this.applyVisibleChanges(src);
+        if (!seqs.length) break;
+        drained += seqs.length;
+        await src.query(`DELETE FROM strata_fence.move_changes WHERE move_id = $1 AND seq = ANY($2::bigint[])`, [this.moveId, seqs]);
+      }
+      await this.carrySequences(src);
+      await src.query(
+        `INSERT INTO strata_fence.retired_homes (tenant_id, schema_name, move_id) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, schema_name) DO UPDATE SET move_id = EXCLUDED.move_id, retired_at = now()`,
+        [this.tenantId, this.from.schema, this.moveId],
+      );
+      await src.query('COMMIT');
+    } catch (err) {
+      await src.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return { fencedMs: Math.round(performance.now() - started), drained };
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  /** Applies the log entries visible to `src`'s current snapshot; returns their seqs (not yet removed). */
+  private async applyVisibleChanges(src: Client): Promise<string[]> {
+    const entries = await src.query<Change>(
+      `SELECT seq::text, table_name, row_id FROM strata_fence.move_changes WHERE move_id = $1 ORDER BY seq LIMIT ${ROUND_LIMIT}`,
+      [this.moveId],
+    );
+    if (!entries.rows.length) return [];
+    const idsByTable = new Map<string, Set<string>>();
+    for (const e of entries.rows) {
+      let ids = idsByTable.get(e.table_name);
+      if (!ids) idsByTable.set(e.table_name, (ids = new Set()));
+      ids.add(e.row_id);
+    }
+    const tables = (await this.tenantTables()).filter((t) => idsByTable.has(t.name));
+    const fetched = new Map<string, { rows: string; present: string[]; ids: string[] }>();
+    for (const t of tables) {
+      const ids = [...idsByTable.get(t.name)!];
+      const r = await src.query<{ rows: string; present: string[] | null }>(
+        `SELECT coalesce(json_agg(t), '[]'::json)::text AS rows, array_agg(t.id::text) AS present
+           FROM ${this.qualified(this.from, t.name)} t WHERE tenant_id = $1 AND id = ANY($2::uuid[])`,
+        [this.tenantId, ids],
+      );
+      fetched.set(t.name, { rows: r.rows[0].rows, present: r.rows[0].present ?? [], ids });
+    }
+    const tgt = await this.targetSession();
+    await inTransaction(tgt, async () => {
+      for (const t of tables) await this.upsert(tgt, t, fetched.get(t.name)!.rows);
+      for (const t of [...tables].reverse()) {
+        const { ids, present } = fetched.get(t.name)!;
+        const gone = ids.filter((id) => !present.includes(id));
+        if (gone.length) {
+          await tgt.query(`DELETE FROM ${this.qualified(this.to, t.name)} WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, [this.tenantId, gone]);
+        }
+      }
+    });
+    return entries.rows.map((e) => e.seq);
+  }
+
+  private async forget(src: Client, seqs: string[]): Promise<void> {
+    if (seqs.length) await src.query(`DELETE FROM strata_fence.move_changes WHERE move_id = $1 AND seq = ANY($2::bigint[])`, [this.moveId, seqs]);
+  }
+
+  private async upsert(tgt: Client, table: TenantTable, rowsJson: string): Promise<void> {
+    if (rowsJson === '[]') return;
+    const qualified = this.qualified(this.to, table.name);
+    const rest = table.columns.filter((c) => c !== 'tenant_id' && c !== 'id').map(quoteIdent);
+    const onConflict = rest.length
+      ? `DO UPDATE SET (${rest.join(', ')}) = ROW(${rest.map((c) => `EXCLUDED.${c}`).join(', ')})`
+      : 'DO NOTHING';
+    const cols = table.columns.map(quoteIdent).join(', ');
+    await tgt.query(
+      `INSERT INTO ${qualified} (${cols}) SELECT ${cols} FROM json_populate_recordset(NULL::${qualified}, $1::json) ON CONFLICT (tenant_id, id) ${onConflict}`,
+      [rowsJson],
+    );
+  }
+
+  private async checksum(c: Client, home: TenantHome, table: string): Promise<{ n: number; sum: string }> {
+    const r = await c.query<{ n: string; sum: string }>(
+      `SELECT count(*)::bigint AS n, coalesce(md5(string_agg(md5(t::text), '' ORDER BY t.id)), '') AS sum
+         FROM ${this.qualified(home, table)} t WHERE tenant_id = $1`,
+      [this.tenantId],
+    );
+    return { n: Number(r.rows[0].n), sum: r.rows[0].sum };
+  }
+
+  /** Sequences owned by the tenant tables continue on the target past every value the source handed out. */
+  private async carrySequences(src: Client): Promise<void> {
+    const seqs = await src.query<{ name: string; last: string | null }>(
+      `SELECT s.relname AS name, (pg_sequence_last_value(s.oid))::text AS last
+         FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace
+        WHERE s.relkind = 'S' AND n.nspname = $1`,
+      [this.from.schema],
+    );
+    const tgt = await this.targetSession();
+    for (const s of seqs.rows) {
+      if (s.last === null) continue;
+      await tgt.query(`SELECT setval($1::regclass, GREATEST($2::bigint, (SELECT last_value FROM ${this.qualified(this.to, s.name)})))`, [
+        `${quoteIdent(this.to.schema)}.${quoteIdent(s.name)}`,
+        s.last,
+      ]);
+    }
+  }
+
+  private async tenantTables(): Promise<TenantTable[]> {
+    if (!this.tables) {
+      const src = await this.sourceSession();
+      this.tables = await tenantTablesOf(src, this.from.schema);
+      if (!this.tables.length) throw new Error(`no tenant tables in schema ${this.from.schema} of ${this.from.database}`);
+    }
+    return this.tables;
+  }
+
+  private triggerName(suffix: string): string {
+    return `strata_move_${this.moveId.replace(/-/g, '').slice(0, 16)}_${suffix}`;
+  }
+
+  private qualified(home: TenantHome, table: string): string {
+    return `${quoteIdent(home.schema)}.${quoteIdent(table)}`;
+  }
+
+  private async sourceSession(): Promise<Client> {
+    this.source ??= await this.session(this.from, 'strata-move-source');
+    return this.source;
+  }
+
+  private async targetSession(): Promise<Client> {
+    this.target ??= await this.session(this.to, 'strata-move-target');
+    return this.target;
+  }
+
+  private async session(home: TenantHome, name: string): Promise<Client> {
+    const c = await this.owners.connect(home, name);
+    // Session-wide on a connection of its own: the tenant (FORCE RLS, WITH CHECK's schema pin), UTC
+    // so row text (checksums) is the same on both servers, and bounded waits.
+    await c.query(
+      `SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false), set_config('TimeZone', 'UTC', false),
+              set_config('statement_timeout', '300s', false), set_config('idle_in_transaction_session_timeout', '60s', false)`,
+      [quoteIdent(home.schema), this.tenantId],
+    );
+    return c;
+  }
+}
+
+async function inTransaction<T>(c: Client, fn: () => Promise<T>): Promise<T> {
+  await c.query('BEGIN');
+  try {
+    const r = await fn();
+    await c.query('COMMIT');
+    return r;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,364 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import {
+  CONTROL_DATA_SOURCE,
+  PoolEntity,
+  TENANT_CHANGE_PUBLISHER,
+  TenantEntity,
+  TenantRegistry,
+  type TenantChangePublisher,
+} from '#strata/control-plane';
+import {
+  OwnerConnections,
+  serverKey,
+  SiloDataSourceCache,
+  TENANT_SCHEMA_VERSION,
+  TierDrivers,
+  type TenantHome,
+} from '#strata/tenancy/platform';
+import { HomeCopier } from './home-copier';
+import { TenantMovesRepository } from './tenant-moves.repository';
+import { CANCELLABLE_PHASES, type MovePhase, type TenantMoveRecord } from './tenant-move.types';
+
+/** Points an executor passes; tests stop it at each one to prove a move resumes from there. */
+export type MoveStep =
+  | 'provisioning'
+  | 'copying'
+  | 'catching_up'
+  | 'verifying'
+  | 'cutover:before-lock'
+  | 'cutover:retired'
+  | 'cutover:flipped';
+
+/** Thrown by a test hook: the executor drops the move on the spot, as if its process died (lease kept, nothing cleaned). */
+export class ExecutorKilled extends Error {}
+
+export interface MoveExecutorHooks {
+  onStep?(step: MoveStep, move: TenantMoveRecord): void | Promise<void>;
+}
+export const MOVE_EXECUTOR_HOOKS = Symbol('MOVE_EXECUTOR_HOOKS');
+
+class CancelRequested extends Error {}
+/** Errors no retry can fix: the move fails and rolls back at once. */
+class FatalMoveError extends Error {}
+class LeaseLost extends Error {}
+
+const POLL_MS = 500;
+const MAX_ATTEMPTS = 3;
+/** Catch-up stops when the log is this short; the rest is drained inside the fence. */
+const CUTOVER_LAG = 200;
+const MAX_CATCH_UP_ROUNDS = 50;
+
+interface MoveContext {
+  tenant: TenantEntity;
+  from: TenantHome;
+  to: TenantHome;
+  copier: HomeCopier;
+}
+
+/**
+ * Runs tenant moves. Every API and worker process has one (MOVES_EXECUTOR, on by default): it
+ * claims an open move with a lease in control.tenant_moves, renews it while it works, and runs the
+ * move's phases from wherever the row says it stands. A process that dies leaves its lease to run
+ * out; the next executor to claim the move resumes it — each phase is safe to run again — so a
+ * move needs no particular process, and `npm start` alone (no Redis, no worker) runs moves too.
+ */
+@Injectable()
+export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('MoveExecutor');
+  readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly moves: TenantMovesRepository,
+    private readonly drivers: TierDrivers,
+    private readonly owners: OwnerConnections,
+    private readonly registry: TenantRegistry,
+    private readonly silos: SiloDataSourceCache,
+    @Inject(CONTROL_DATA_SOURCE) private readonly control: DataSource,
+    @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
+    @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
+    @Optional() @Inject(TENANT_CHANGE_PUBLISHER) private readonly changes?: TenantChangePublisher,
+    @Optional() @Inject(MOVE_EXECUTOR_HOOKS) private readonly hooks?: MoveExecutorHooks,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.config.movesExecutor) this.schedule(0);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** A move was requested in this process: look now rather than at the next poll. */
+  nudge(): void {
+    if (this.config.movesExecutor) this.schedule(0);
+  }
+
+  /** Claims and runs open moves until none is left (tests and the CLI call it directly). */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const move = await this.moves.claim(this.owner, this.config.moveLeaseMs);
+      if (!move) break;
+      await this.execute(move);
+    }
+    await this.dropDueSources();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.running) return;
+      this.running = this.drain()
+        .catch((err: unknown) => this.logger.warn(`move executor: ${(err as Error).message}`))
+        .finally(() => {
+          this.running = undefined;
+          this.schedule(POLL_MS);
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Runs one claimed move as far as it goes. */
+  async execute(claimed: TenantMoveRecord): Promise<void> {
+    let move = claimed;
+    let lost = false;
+    const heartbeat = setInterval(() => {
+      void this.moves.renew(move.id, this.owner, this.config.moveLeaseMs).then(
+        (ok) => {
+          if (!ok) lost = true;
+        },
+        () => undefined,
+      );
+    }, Math.max(200, Math.floor(this.config.moveLeaseMs / 3)));
+    heartbeat.unref();
+    let ctx: MoveContext | undefined;
+    const assertLease = () => {
+      if (lost) throw new LeaseLost();
+    };
+    try {
+      ctx = await this.contextOf(move);
+      move = await this.run(move, ctx, assertLease);
+    } catch (err) {
+      if (err instanceof ExecutorKilled || err instanceof LeaseLost) {
+        this.logger.warn(`move ${move.id}: ${err instanceof LeaseLost ? 'lease lost' : 'executor stopped'}; another executor resumes it`);
+        return;
+      }
+      await this.onFailure(move, ctx, err);
+    } finally {
+      clearInterval(heartbeat);
+      await ctx?.copier.close();
+    }
+  }
+
+  private async run(start: TenantMoveRecord, ctx: MoveContext, assertLease: () => void): Promise<TenantMoveRecord> {
+    let move = start;
+    const phaseIndex = (p: MovePhase) => ['queued', 'provisioning', 'copying', 'catching_up', 'verifying', 'cutover'].indexOf(p);
+    const enter = async (phase: MovePhase) => {
+      assertLease();
+      if (move.phase === phase) return;
+      const next = await this.moves.enterPhase(move.id, this.owner, phase);
+      if (!next) {
+        if (await this.moves.isCancelRequested(move.id)) throw new CancelRequested();
+        throw new LeaseLost();
+      }
+      move = next;
+    };
+    const checkCancel = async () => {
+      if (CANCELLABLE_PHASES.includes(move.phase) && (await this.moves.isCancelRequested(move.id))) throw new CancelRequested();
+    };
+    await checkCancel();
+
+    if (phaseIndex(move.phase) <= phaseIndex('provisioning')) {
+      await enter('provisioning');
+      await this.step('provisioning', move);
+      await this.provision(move, ctx);
+      await checkCancel();
+    }
+    if (phaseIndex(move.phase) <= phaseIndex('copying')) {
+      await enter('copying');
+      await this.step('copying', move);
+      const total = await ctx.copier.countSource();
+      await this.moves.progress(move.id, this.owner, { rowsTotal: total, rowsCopied: 0 });
+      let last = 0;
+      await ctx.copier.copySnapshot(async (copied) => {
+        assertLease();
+        if (copied - last >= 5000) {
+          last = copied;
+          await this.moves.progress(move.id, this.owner, { rowsCopied: copied });
+        }
+      });
+      await this.moves.progress(move.id, this.owner, { rowsCopied: Math.max(total, last), lagRows: await ctx.copier.lag() });
+      await checkCancel();
+    }
+    if (phaseIndex(move.phase) <= phaseIndex('catching_up')) {
+      await enter('catching_up');
+      await this.step('catching_up', move);
+      for (let round = 0; round < MAX_CATCH_UP_ROUNDS; round++) {
+        assertLease();
+        const { lag } = await ctx.copier.catchUpRound();
+        await this.moves.progress(move.id, this.owner, { lagRows: lag });
+        if (lag <= CUTOVER_LAG) break;
+        await checkCancel();
+      }
+      await checkCancel();
+    }
+    if (phaseIndex(move.phase) <= phaseIndex('verifying')) {
+      await enter('verifying');
+      await this.step('verifying', move);
+      const checks = await ctx.copier.verify();
+      await this.moves.progress(move.id, this.owner, { checkpoint: { checks }, lagRows: await ctx.copier.lag() });
+      const bad = checks.filter((c) => c.sourceRows !== c.targetRows || c.sourceChecksum !== c.targetChecksum);
+      if (bad.length) throw new FatalMoveError(`verification failed on ${bad.map((c) => `${c.table} (${c.sourceRows} vs ${c.targetRows} rows)`).join(', ')}`);
+      await checkCancel();
+    }
+    await enter('cutover');
+    move = await this.cutover(move, ctx, assertLease);
+    return move;
+  }
+
+  private async provision(move: TenantMoveRecord, ctx: MoveContext): Promise<void> {
+    const { tenant, from, to } = ctx;
+    const fromPool = await this.pool(move.fromPoolId);
+    const toPool = await this.pool(move.toPoolId);
+    const has = this.drivers.of(tenant.tier).schemaVersionOf(tenant, fromPool);
+    if (has !== this.requiredVersion) throw new FatalMoveError(`the tenant's home is at schema version ${has}, this release needs ${this.requiredVersion}: migrate it first (npm run migrate -- up --tenant ${tenant.slug})`);
+    if (move.toTier === 'pool' && toPool.schemaVersion !== this.requiredVersion) {
+      throw new FatalMoveError(`pool ${toPool.id} is at schema version ${toPool.schemaVersion}, this release needs ${this.requiredVersion}: migrate it first`);
+    }
+    // A home an earlier move left behind (or this move's own half-made one) is cleared, never adopted.
+    await this.moves.supersedeRetainedSource(tenant.id, move.toPoolId, move.toSchema, move.toDatabase);
+    const driver = this.drivers.of(move.toTier);
+    await driver.drop(to, tenant.id);
+    await driver.provision(to);
+    await ctx.copier.startCapture();
+    void from;
+  }
+
+  private async cutover(move: TenantMoveRecord, ctx: MoveContext, assertLease: () => void): Promise<TenantMoveRecord> {
+    const { copier, tenant } = ctx;
+    const fromEpoch = move.checkpoint.fromEpoch ?? tenant.placementEpoch;
+    let pauseStarted: number | undefined;
+    if (!(await this.flipped(move, fromEpoch)) && !(await copier.sourceRetiredByThisMove())) {
+      // Shrink what is left for the fence, then clear any retired mark the target carries.
+      await copier.catchUpRound();
+      await copier.reviveTarget();
+      assertLease();
+      await this.step('cutover:before-lock', move);
+      pauseStarted = performance.now();
+      const { drained } = await copier.fencedDrain(this.config.moveCutoverLockTimeoutMs);
+      await this.moves.progress(move.id, this.owner, { lagRows: 0, checkpoint: { drainedInFence: drained } });
+      await this.step('cutover:retired', move);
+    }
+    await this.flip(move, fromEpoch);
+    const pauseMs = pauseStarted === undefined ? undefined : Math.round(performance.now() - pauseStarted);
+    if (pauseMs !== undefined) await this.moves.progress(move.id, this.owner, { pauseMs });
+    await this.step('cutover:flipped', move);
+    const done = await this.moves.finish(move.id, this.owner, 'done', null, this.config.moveSourceRetentionMs);
+    // Housekeeping only; the move is done. Triggers left by a failure here are dropped with the source.
+    await copier.stopCapture().catch((err: unknown) => this.logger.warn(`move ${move.id}: dropping capture triggers failed: ${(err as Error).message}`));
+    await this.silos.evictTenant(tenant.id, `${tenant.id}@${serverKey(ctx.to)}`).catch(() => undefined);
+    this.logger.log(`move ${move.id}: tenant ${tenant.id} now on ${move.toTier}/${move.toPoolId}${pauseMs !== undefined ? `, writes paused ${pauseMs} ms` : ''}`);
+    return done ?? move;
+  }
+
+  /** Whether the control plane already shows the target placement (a cutover that flipped, then lost its executor). */
+  private async flipped(move: TenantMoveRecord, fromEpoch: number): Promise<boolean> {
+    const t = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
+    return !!t && t.placementEpoch > fromEpoch && t.poolId === move.toPoolId && t.schemaName === move.toSchema && t.databaseName === move.toDatabase;
+  }
+
+  /** The placement flip: one row, conditional on the epoch the move started from, then every instance is told. */
+  private async flip(move: TenantMoveRecord, fromEpoch: number): Promise<void> {
+    const rows: unknown[] = await this.control.query(
+      `UPDATE control.tenants
+          SET tier = $2, pool_id = $3, schema_name = $4, database_name = $5, schema_version = $6,
+              placement_epoch = placement_epoch + 1, updated_at = now()
+        WHERE id = $1 AND placement_epoch = $7 RETURNING id`,
+      [move.tenantId, move.toTier, move.toPoolId, move.toSchema, move.toDatabase, this.requiredVersion, fromEpoch],
+    );
+    if (!rows.length && !(await this.flipped(move, fromEpoch))) {
+      throw new FatalMoveError(`tenant ${move.tenantId} changed placement under the move (epoch is no longer ${fromEpoch})`);
+    }
+    const tenant = await this.control.getRepository(TenantEntity).findOneByOrFail({ id: move.tenantId });
+    this.registry.invalidateTenant(tenant);
+    await this.changes?.publishTenantChanged(tenant);
+  }
+
+  private async onFailure(move: TenantMoveRecord, ctx: MoveContext | undefined, err: unknown): Promise<void> {
+    const message = (err as Error)?.message ?? String(err);
+    const current = (await this.moves.findById(move.id).catch(() => null)) ?? move;
+    if (current.phase === 'cutover') {
+      // Past the point of no return: a cutover is only ever finished, never undone. Back off, retry.
+      this.logger.warn(`move ${move.id}: cutover attempt failed (${message}); retrying`);
+      await this.moves.release(move.id, this.owner, 250, message).catch(() => undefined);
+      return;
+    }
+    const cancelled = err instanceof CancelRequested;
+    const fatal = cancelled || err instanceof FatalMoveError || current.attempts + 1 >= MAX_ATTEMPTS;
+    if (!fatal) {
+      this.logger.warn(`move ${move.id}: ${current.phase} failed (${message}); retrying`);
+      await this.moves.release(move.id, this.owner, 500 * (current.attempts + 1), message).catch(() => undefined);
+      return;
+    }
+    // Roll back: the tenant stays where it is; capture and the half-made target go.
+    if (ctx) {
+      await ctx.copier.stopCapture().catch((e: unknown) => this.logger.warn(`move ${move.id}: removing capture failed: ${(e as Error).message}`));
+      await this.drivers
+        .of(move.toTier)
+        .drop(ctx.to, move.tenantId)
+        .catch((e: unknown) => this.logger.warn(`move ${move.id}: dropping the target failed: ${(e as Error).message}`));
+    }
+    await this.moves.finish(move.id, this.owner, cancelled ? 'cancelled' : 'failed', cancelled ? null : message, 0);
+    if (cancelled) this.logger.log(`move ${move.id}: cancelled and rolled back`);
+    else this.logger.error(`move ${move.id}: failed and rolled back: ${message}`);
+  }
+
+  private async contextOf(move: TenantMoveRecord): Promise<MoveContext> {
+    const tenant = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
+    if (!tenant) throw new FatalMoveError(`tenant ${move.tenantId} is gone`);
+    const [fromPool, toPool] = await Promise.all([this.pool(move.fromPoolId), this.pool(move.toPoolId)]);
+    const from = this.drivers.of(move.fromTier).homeOf({ schemaName: move.fromSchema, databaseName: move.fromDatabase }, fromPool);
+    const to = this.drivers.of(move.toTier).homeOf({ schemaName: move.toSchema, databaseName: move.toDatabase }, toPool);
+    return { tenant, from, to, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id) };
+  }
+
+  private async pool(id: string): Promise<PoolEntity> {
+    const pool = await this.control.getRepository(PoolEntity).findOneBy({ id });
+    if (!pool) throw new FatalMoveError(`pool ${id} is not registered`);
+    return pool;
+  }
+
+  private async step(step: MoveStep, move: TenantMoveRecord): Promise<void> {
+    await this.hooks?.onStep?.(step, move);
+  }
+
+  /** Old homes whose retention ran out: dropped (or, on a shared home, the tenant's rows deleted). */
+  private async dropDueSources(): Promise<void> {
+    const due = await this.moves.dueSourceDrops().catch(() => []);
+    for (const move of due) {
+      if (this.stopped || !(await this.moves.claimSourceDrop(move.id))) continue;
+      try {
+        const tenant = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
+        const live = tenant && tenant.poolId === move.fromPoolId && tenant.schemaName === move.fromSchema && tenant.databaseName === move.fromDatabase;
+        if (!live) {
+          const pool = await this.pool(move.fromPoolId);
+          const home = this.drivers.of(move.fromTier).homeOf({ schemaName: move.fromSchema, databaseName: move.fromDatabase }, pool);
+          await this.drivers.of(move.fromTier).drop(home, move.tenantId);
+        }
+        await this.moves.markSourceDropped(move.id);
+      } catch (err) {
+        this.logger.warn(`move ${move.id}: dropping the old home failed (${(err as Error).message}); retried later`);
+      }
+    }
+  }
+}

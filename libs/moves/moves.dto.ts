@@ -1,0 +1,9 @@
+import { IsIn, IsOptional, Matches } from 'class-validator';
+import { TIERS, type Tier } from '#strata/control-plane';
+
+export class RequestMoveDto {
+  @IsIn(TIERS as Tier[], { message: `toTier must be one of ${TIERS.join(', ')}` }) toTier: Tier;
+
+  /** Defaults to the default pool of `toTier`. */
+  @IsOptional() @Matches(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, { message: 'toPoolId must be a pool id' }) toPoolId?: string;
+}
