@@ -29,6 +29,7 @@ export async function seedDemo(app: INestApplication): Promise<void> {
 
 export async function printDemoHelp(app: INestApplication, port: number): Promise<void> {
   const adminToken = await app.get(JwtService).signPlatformToken('demo-operator', 12 * 3600);
+  const acme = await app.get<DataSource>(CONTROL_DATA_SOURCE).getRepository(TenantEntity).findOneBy({ slug: 'acme' });
   const base = `http://127.0.0.1:${port}`;
   const lines = [
     '',
@@ -51,6 +52,10 @@ export async function printDemoHelp(app: INestApplication, port: number): Promis
     '# platform operator (token valid 12h, signed with AUTH_JWT_SECRET)',
     `ADMIN=${adminToken}`,
     `curl -s ${base}/admin/tenants -H "authorization: Bearer $ADMIN"`,
+    '# move acme online into its own database (pool → silo) while it keeps working, then follow the move',
+    '# (the API runs the move itself; `npm run tenants -- move acme --to silo --wait` does the same with a progress bar)',
+    `curl -s -X POST ${base}/admin/tenants/${acme?.id}/moves -H "authorization: Bearer $ADMIN" -H 'content-type: application/json' -d '{"toTier":"silo"}'`,
+    `curl -s ${base}/admin/tenants/${acme?.id}/moves -H "authorization: Bearer $ADMIN"`,
     `curl -s ${base}/health/ready`,
     '',
   ];
