@@ -3,7 +3,7 @@ import { Test } from '@nestjs/testing';
 import { propagation } from '@opentelemetry/api';
 import { W3CBaggagePropagator } from '@opentelemetry/core';
 import { ClsModule } from 'nestjs-cls';
-import { MissingTenantContextError, TenantContext, type TenantPlacement } from '#strata/tenancy/platform';
+import { MissingTenantContextError, TenantContext, type TenantPlacement, SYSTEM_TENANT } from '#strata/tenancy/platform';
 import { HttpClientModule } from './http-client.module';
 import { resolveHttpClientOptions } from './http-client.options';
 import { OutboundRequestError, OutboundTimeoutError } from './outbound.errors';
@@ -74,8 +74,7 @@ describe('TenantHttpClient', () => {
   });
 
   it('sends the system tenant its own id too', async () => {
-    const system = { ...tenant('00000000-0000-0000-0000-000000000000'), tier: 'system' as never };
-    await ctx.run({ tenant: system, system: true, requestId: 'sweep-12345678' }, () => client.fetch('http://receiver.test/'));
+    await ctx.run({ tenant: SYSTEM_TENANT, system: true, requestId: 'sweep-12345678' }, () => client.fetch('http://receiver.test/'));
     expect(sent().headers.get('x-tenant-id')).toBe('00000000-0000-0000-0000-000000000000');
   });
 

@@ -60,7 +60,7 @@ export class TenantJobRunner {
     };
     if (envelope.system) {
       if (!acceptsSystemJobs) throw new UnrecoverableError(`${where}: enqueued as the system tenant, but this processor only runs tenant jobs`);
-      return { ...base, tenant: { ...SYSTEM_TENANT }, system: true };
+      return { ...base, tenant: SYSTEM_TENANT, system: true };
     }
     const tenant = await this.registry.findById(envelope.tenantId);
     if (!tenant || tenant.status === 'deleted' || tenant.status === 'deleting') {

@@ -1,14 +1,14 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { ClsServiceManager, CLS_ID } from 'nestjs-cls';
-import type { TenantScope } from '#strata/tenancy/platform';
+import { SYSTEM_TENANT, type TenantPlacement, type TenantScope } from '#strata/tenancy/platform';
 import { REDACTED_PATHS, tenantMixin } from './log.config';
 import { REQUEST_CLS_STORE } from './http-observation.keys';
 import { logLevelFrom } from './observability.options';
 import { tenantLogFields, tierLabel } from './tenant-log.fields';
 
 const placement = (id: string, slug: string, tier: 'pool' | 'bridge' | 'silo' = 'pool') =>
-  ({ id, slug, tier, poolId: 'p', schemaName: 'shared', databaseName: null, status: 'active', schemaVersion: '1' }) as TenantScope['tenant'];
+  ({ id, slug, tier, poolId: 'p', schemaName: 'shared', databaseName: null, status: 'active', schemaVersion: '1', placementEpoch: 1 }) as TenantPlacement;
 
 const cls = ClsServiceManager.getClsService();
 function inScope<T>(scope: TenantScope | undefined, fn: () => T, id = 'req-12345678'): T {
@@ -34,10 +34,10 @@ describe('tenantLogFields', () => {
     expect(inScope(scope, () => tenantLogFields())).toEqual({ tenantId: 't-a', tenantSlug: 'acme', tenantTier: 'silo', requestId: 'req-a' });
   });
 
-  it('labels system work `system`, never as the tenant it happens to carry', () => {
-    const scope: TenantScope = { tenant: placement('sys-id', 'whatever'), requestId: 'job-1', system: true };
+  it('labels system work `system` and keeps the system tenant\'s own id', () => {
+    const scope: TenantScope = { tenant: SYSTEM_TENANT, requestId: 'job-1', system: true };
     expect(inScope(scope, () => tenantLogFields())).toEqual({
-      tenantId: 'sys-id',
+      tenantId: SYSTEM_TENANT.id,
       tenantSlug: 'system',
       tenantTier: 'system',
       requestId: 'job-1',

@@ -4,4 +4,4 @@
 export { TenancyModule } from './tenancy.module';
 export { TenantContext, MissingTenantContextError } from './tenant.context';
 export { TenantConnectionManager } from './tenant-connection.manager';
-export type { TenantPlacement, TenantScope } from './tenant.types';
+export type { TenantPlacement, TenantScope, TenantUnitScope, SystemScope, SystemTenant } from './tenant.types';

@@ -1,3 +1,4 @@
+import { SYSTEM_TENANT } from './tenant.types';
 import { Test } from '@nestjs/testing';
 import { ClsModule } from 'nestjs-cls';
 import { MissingTenantContextError, TenantContext } from './tenant.context';
@@ -63,7 +64,7 @@ describe('TenantContext', () => {
 
   it('hands per-tenant resources a real tenant only: the system scope is refused, and no scope fails closed', () => {
     ctx.run({ tenant: tenant('a') }, () => expect(ctx.requireTenant('a query', 'tenant data').tenant.id).toBe('a'));
-    ctx.run({ tenant: tenant('sys'), system: true }, () =>
+    ctx.run({ tenant: SYSTEM_TENANT, system: true }, () =>
       expect(() => ctx.requireTenant('a query', 'tenant data')).toThrow(/^the system tenant has no tenant data; enter a tenant with TenantContext\.run\(\)/),
     );
     expect(() => ctx.requireTenant('a query', 'tenant data')).toThrow(MissingTenantContextError);

@@ -1,7 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { ClsService, type ClsStore } from 'nestjs-cls';
 import { randomUUID } from 'node:crypto';
-import type { TenantPlacement, TenantScope } from './tenant.types';
+import type { TenantPlacement, TenantScope, TenantUnitScope } from './tenant.types';
+
+/** A scope as callers hand it to run(): the request id is optional there. */
+export type ScopeInput = TenantScope extends infer S ? (S extends TenantScope ? Omit<S, 'requestId'> & { requestId?: string } : never) : never;
 
 export interface TenantClsStore extends ClsStore {
   scope?: TenantScope;
@@ -24,8 +27,8 @@ export class TenantContext {
   constructor(private readonly cls: ClsService) {}
 
   /** Runs `fn` inside a fresh context holding `scope`; the caller's context is untouched. */
-  run<T>(scope: Omit<TenantScope, 'requestId'> & { requestId?: string }, fn: () => T): T {
-    const full: TenantScope = { ...scope, requestId: scope.requestId ?? randomUUID() };
+  run<T>(scope: ScopeInput, fn: () => T): T {
+    const full = { ...scope, requestId: scope.requestId ?? randomUUID() } as TenantScope;
     return this.cls.run({ ifNested: 'override' }, () => {
       this.cls.set('scope', full);
       return fn();
@@ -54,7 +57,7 @@ export class TenantContext {
     const store = this.store();
     const existing = store?.scope;
     if (!store || !existing) throw new MissingTenantContextError('following a moved tenant');
-    if (existing.tenant.id !== tenant.id) throw new Error('refusing to follow another tenant\'s placement');
+    if (existing.system || existing.tenant.id !== tenant.id) throw new Error('refusing to follow another tenant\'s placement');
     store.scope = { ...existing, tenant };
   }
 
@@ -69,7 +72,7 @@ export class TenantContext {
    * The current scope, which must be a real tenant: the system tenant runs cross-tenant work but owns
    * no `resource` (rows, objects …) of its own, so per-tenant resources refuse it here, in one place.
    */
-  requireTenant(what: string, resource: string): TenantScope {
+  requireTenant(what: string, resource: string): TenantUnitScope {
     const scope = this.require(what);
     if (scope.system) {
       throw new Error(`the system tenant has no ${resource}; enter a tenant with TenantContext.run() for each tenant it works on`);
@@ -81,8 +84,9 @@ export class TenantContext {
     return this.store()?.scope;
   }
 
+  /** The current tenant's placement; the system tenant has none (use current() to tell them apart). */
   get tenant(): TenantPlacement {
-    return this.require('reading the tenant').tenant;
+    return this.requireTenant('reading the tenant', 'placement').tenant;
   }
 
   // The whole store in one lookup: every repository call reads the tenant, and ClsService's keyed

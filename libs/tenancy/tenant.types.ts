@@ -30,14 +30,39 @@ export function placementOf(t: TenantEntity): TenantPlacement {
   };
 }
 
-/** The typed value held in CLS for the duration of a request, job or system task. */
-export interface TenantScope {
-  tenant: TenantPlacement;
+/** The nil UUID: the system tenant's id, which no provisioned tenant can have. */
+export const SYSTEM_TENANT_ID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * Who cross-tenant work (cron fan-out, maintenance) runs as. Not a placement: it has no tier, pool
+ * or home, so nothing that needs one (a unit of work, a cache key, a file) can be given it.
+ */
+export interface SystemTenant {
+  readonly id: typeof SYSTEM_TENANT_ID;
+  readonly slug: 'system';
+  readonly tier: 'system';
+}
+export const SYSTEM_TENANT: SystemTenant = Object.freeze({ id: SYSTEM_TENANT_ID, slug: 'system', tier: 'system' });
+
+interface ScopeBase {
   requestId: string;
   userId?: string;
   role?: string;
   /** The platform operator acting as this user, when impersonating (an id, never an email). */
   impersonatedBy?: string;
-  /** Set for cross-tenant work run as the system tenant. */
-  system?: boolean;
 }
+
+/** Work for one tenant, at its placement. */
+export interface TenantUnitScope extends ScopeBase {
+  tenant: TenantPlacement;
+  system?: false;
+}
+
+/** Cross-tenant work, as the system tenant. */
+export interface SystemScope extends ScopeBase {
+  tenant: SystemTenant;
+  system: true;
+}
+
+/** The typed value held in CLS for the duration of a request, job or system task. */
+export type TenantScope = TenantUnitScope | SystemScope;

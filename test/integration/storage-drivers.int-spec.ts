@@ -15,7 +15,7 @@ import {
   TenantStorage,
   type StorageDriver,
 } from '#strata/storage';
-import { MissingTenantContextError } from '#strata/tenancy/platform';
+import { MissingTenantContextError, SYSTEM_TENANT } from '#strata/tenancy/platform';
 import { createTenancyFixture, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);
@@ -163,7 +163,7 @@ describe('storage drivers under tenant contexts', () => {
     it('refuses the system tenant and keys that could leave the prefix, before any I/O', async () => {
       const storage = storageOf(drivers[name]);
       const before = await storedKeys(name);
-      await expect(fx.ctx.run({ tenant: a.placement, system: true }, () => storage.put('x', Buffer.from('x'), { contentType: 'a/b' }))).rejects.toThrow(
+      await expect(fx.ctx.run({ tenant: SYSTEM_TENANT, system: true }, () => storage.put('x', Buffer.from('x'), { contentType: 'a/b' }))).rejects.toThrow(
         /system tenant has no stored objects/,
       );
       for (const key of [`../${b.id}/same/${name}`, `/${b.id}/same/${name}`, `..\\${b.id}\\same`, '%2e%2e/x']) {
