@@ -1,20 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { escapeIdentifier } from 'pg';
-import type { PoolEntity } from '#strata/control-plane';
 import { SharedDataSources } from '../shared-data-sources.registry';
-import type { TenantPlacement } from '../tenant.types';
 import { OwnerConnections } from './owner.connections';
+import { SharedServerDriver } from './tier.base';
 import {
   slugIdent,
   TENANT_HOME_MIGRATOR,
   type TenantHome,
   type TenantHomeMigrator,
   type TierDriver,
-  type TierLease,
   type TierRules,
 } from './tier.driver';
-
-const noRelease = (): void => undefined;
 
 /** Bridge: a schema `t_<slug>` of its own in the pool's database, chosen per unit of work on the shared DataSource. */
 export const BRIDGE_RULES: TierRules = {
@@ -35,25 +31,13 @@ export const BRIDGE_RULES: TierRules = {
 };
 
 @Injectable()
-export class BridgeTierDriver implements TierDriver {
-  readonly tier = BRIDGE_RULES.tier;
-  readonly placementFor = BRIDGE_RULES.placementFor;
-  readonly homeOf = BRIDGE_RULES.homeOf;
-  readonly ownMigrationTarget = BRIDGE_RULES.ownMigrationTarget;
-  readonly schemaVersionOf = BRIDGE_RULES.schemaVersionOf;
-
+export class BridgeTierDriver extends SharedServerDriver implements TierDriver {
   constructor(
-    private readonly shared: SharedDataSources,
+    shared: SharedDataSources,
     private readonly owners: OwnerConnections,
     @Inject(TENANT_HOME_MIGRATOR) private readonly migrate: TenantHomeMigrator,
-  ) {}
-
-  async enter(_tenant: TenantPlacement, pool: PoolEntity): Promise<TierLease> {
-    return { dataSource: await this.shared.get(pool), release: noRelease };
-  }
-
-  leave(lease: TierLease): void {
-    lease.release();
+  ) {
+    super(BRIDGE_RULES, shared);
   }
 
   /** CREATE SCHEMA fails (42P06) when the schema exists: a home is never adopted by accident. */
@@ -66,10 +50,5 @@ export class BridgeTierDriver implements TierDriver {
 
   async drop(home: TenantHome): Promise<void> {
     await this.owners.with(home, (c) => c.query(`DROP SCHEMA IF EXISTS ${escapeIdentifier(home.schema)} CASCADE`));
-  }
-
-  async ping(pool: PoolEntity): Promise<Record<string, unknown>> {
-    await (await this.shared.get(pool)).query('SELECT 1');
-    return { kind: pool.kind };
   }
 }

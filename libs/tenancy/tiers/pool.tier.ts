@@ -1,12 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { PoolEntity } from '#strata/control-plane';
 import { SharedDataSources } from '../shared-data-sources.registry';
-import type { TenantPlacement } from '../tenant.types';
 import { OwnerConnections } from './owner.connections';
 import { deleteTenantRows } from './tenant-tables.catalog';
-import { SHARED_SCHEMA, type TenantHome, type TierDriver, type TierLease, type TierRules } from './tier.driver';
-
-const noRelease = (): void => undefined;
+import { SharedServerDriver } from './tier.base';
+import { SHARED_SCHEMA, type TenantHome, type TierDriver, type TierRules } from './tier.driver';
 
 /** Pool: rows in the `shared` schema of the pool's database, beside every other pool tenant's; RLS isolates. */
 export const POOL_RULES: TierRules = {
@@ -28,21 +25,9 @@ export const POOL_RULES: TierRules = {
 };
 
 @Injectable()
-export class PoolTierDriver implements TierDriver {
-  readonly tier = POOL_RULES.tier;
-  readonly placementFor = POOL_RULES.placementFor;
-  readonly homeOf = POOL_RULES.homeOf;
-  readonly ownMigrationTarget = POOL_RULES.ownMigrationTarget;
-  readonly schemaVersionOf = POOL_RULES.schemaVersionOf;
-
-  constructor(private readonly shared: SharedDataSources, private readonly owners: OwnerConnections) {}
-
-  async enter(_tenant: TenantPlacement, pool: PoolEntity): Promise<TierLease> {
-    return { dataSource: await this.shared.get(pool), release: noRelease };
-  }
-
-  leave(lease: TierLease): void {
-    lease.release();
+export class PoolTierDriver extends SharedServerDriver implements TierDriver {
+  constructor(shared: SharedDataSources, private readonly owners: OwnerConnections) {
+    super(POOL_RULES, shared);
   }
 
   /** Nothing to create: the shared schema is made when its pool is registered (and migrated by the fleet runner). */
@@ -56,10 +41,5 @@ export class PoolTierDriver implements TierDriver {
   /** A shared home is left by deleting the tenant's rows; every other tenant's stay. */
   async drop(home: TenantHome, tenantId: string): Promise<void> {
     await this.owners.with(home, (c) => deleteTenantRows(c, home.schema, tenantId));
-  }
-
-  async ping(pool: PoolEntity): Promise<Record<string, unknown>> {
-    await (await this.shared.get(pool)).query('SELECT 1');
-    return { kind: pool.kind };
   }
 }

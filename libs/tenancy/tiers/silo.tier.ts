@@ -6,6 +6,7 @@ import { SiloDataSourceCache } from '../silo-data-source.cache';
 import { serverKey } from '../tenant-data-source.factory';
 import type { TenantPlacement } from '../tenant.types';
 import { OwnerConnections } from './owner.connections';
+import { RulesBackedDriver } from './tier.base';
 import {
   SHARED_SCHEMA,
   slugIdent,
@@ -36,19 +37,15 @@ export const SILO_RULES: TierRules = {
 };
 
 @Injectable()
-export class SiloTierDriver implements TierDriver {
-  readonly tier = SILO_RULES.tier;
-  readonly placementFor = SILO_RULES.placementFor;
-  readonly homeOf = SILO_RULES.homeOf;
-  readonly ownMigrationTarget = SILO_RULES.ownMigrationTarget;
-  readonly schemaVersionOf = SILO_RULES.schemaVersionOf;
-
+export class SiloTierDriver extends RulesBackedDriver implements TierDriver {
   constructor(
     private readonly silos: SiloDataSourceCache,
     private readonly owners: OwnerConnections,
     @Inject(TENANT_HOME_MIGRATOR) private readonly migrate: TenantHomeMigrator,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
-  ) {}
+  ) {
+    super(SILO_RULES);
+  }
 
   /**
    * The silo DataSource cache is keyed by the placement (tenant and database address), not by the
