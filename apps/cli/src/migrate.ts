@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { parseArgs } from 'node:util';
 import { loadStrataConfig } from '#strata/common';
 import { bootstrapDatabase, bootstrapOptionsFrom, checkFleetGuardrails, runFleet, type FleetMode, type FleetReport, type TargetResult } from '#strata/migrator';
+import { CliDatabaseError, resolveCliDatabase } from './cli-database';
 
 const USAGE = `usage: npm run migrate -- <status|plan|up|check> [options]
 
@@ -17,7 +18,8 @@ const USAGE = `usage: npm run migrate -- <status|plan|up|check> [options]
   --verbose              list every target, not only those that need attention
   --json                 print the report as JSON
 
-Needs DATABASE_URL (owner connection to the control-plane database) and DB_APP_USER.`;
+Needs DATABASE_URL (owner connection to the control-plane database) and DB_APP_USER; with
+DATABASE_URL unset, the embedded PostgreSQL of 'npm start' (.data/dev-secrets.json, EMBEDDED_PG_PORT).`;
 
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
@@ -91,9 +93,16 @@ async function main(): Promise<void> {
   }
   const command = positionals[0] ?? 'status';
   if (!['status', 'plan', 'up', 'check'].includes(command) || positionals.length > 1) fail(`unknown command ${positionals.join(' ')}`);
-  if (!process.env.DATABASE_URL) fail('DATABASE_URL is not set');
+  // DATABASE_URL, or the embedded PostgreSQL of `npm start` when it is unset (and running).
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = (await resolveCliDatabase(process.env)).env;
+  } catch (err) {
+    if (err instanceof CliDatabaseError) fail(err.message);
+    throw err;
+  }
   // The CLI needs no signing secret; the rest of the config is validated as for the API.
-  const config = loadStrataConfig({ AUTH_JWT_SECRET: 'x'.repeat(32), ...process.env });
+  const config = loadStrataConfig({ AUTH_JWT_SECRET: 'x'.repeat(32), ...env });
 
   if (command === 'check') {
     const violations = await checkFleetGuardrails({ url: config.databaseUrl, appRole: config.appDbUser });
