@@ -50,7 +50,6 @@ const POLL_MS = 500;
 const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
-const MAX_CATCH_UP_ROUNDS = 50;
 
 interface MoveContext {
   tenant: TenantEntity;
@@ -194,7 +193,8 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
         assertLease();
         if (copied - last >= 5000) {
           last = copied;
-          await this.moves.progress(move.id, this.owner, { rowsCopied: copied });
+          // Lag grows while the copy runs: show it, so an operator sees the catch-up coming.
+          await this.moves.progress(move.id, this.owner, { rowsCopied: copied, lagRows: await ctx.copier.lag() });
         }
       });
       await this.moves.progress(move.id, this.owner, { rowsCopied: Math.max(total, last), lagRows: await ctx.copier.lag() });
@@ -203,10 +203,13 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     if (phaseIndex(move.phase) <= phaseIndex('catching_up')) {
       await enter('catching_up');
       await this.step('catching_up', move);
-      for (let round = 0; round < MAX_CATCH_UP_ROUNDS; round++) {
+      // Until the log is short enough for the fence: the cutover pause grows with what is left.
+      // Writes that outpace the rounds for good keep the move here (visible as a steady lagRows);
+      // cancel it, or move when the tenant is quieter.
+      for (let round = 1; ; round++) {
         assertLease();
         const { lag } = await ctx.copier.catchUpRound();
-        await this.moves.progress(move.id, this.owner, { lagRows: lag });
+        await this.moves.progress(move.id, this.owner, { lagRows: lag, checkpoint: { catchUpRounds: round } });
         if (lag <= CUTOVER_LAG) break;
         await checkCancel();
       }

@@ -37,7 +37,7 @@ export class MovesService {
     const from = fromDriver.homeOf(tenant, fromPool);
     const to = toDriver.homeOf(names, toPool);
     if ((tenant.tier === target.toTier && tenant.poolId === toPool.id) || sameHome(from, to)) {
-      throw moveError(MoveErrorCode.moveNoop, `the tenant already lives in ${target.toTier} pool ${toPool.id}`);
+      throw moveError(MoveErrorCode.moveNoop, `the tenant already lives there (tier ${target.toTier}, pool ${toPool.id})`);
     }
     const has = fromDriver.schemaVersionOf(tenant, fromPool);
     const targetHas = target.toTier === 'pool' ? toPool.schemaVersion : this.requiredVersion;
