@@ -70,12 +70,18 @@ export class HomeCopier {
   private target?: Client;
   private tables?: TenantTable[];
 
+  /**
+   * @param guard called before every write to the target and before the fence is taken: it must
+   *   throw unless this executor still owns the move (a process that stalled past its lease must
+   *   never write into a home another executor has since made live).
+   */
   constructor(
     private readonly owners: OwnerConnections,
     readonly from: TenantHome,
     readonly to: TenantHome,
     private readonly tenantId: string,
     private readonly moveId: string,
+    private readonly guard: () => Promise<void> = async () => undefined,
   ) {}
 
   async close(): Promise<void> {
@@ -151,6 +157,7 @@ export class HomeCopier {
           );
           const { rows, last, n } = batch.rows[0];
           if (!n) break;
+          await this.guard();
           await inTransaction(tgt, () => this.upsert(tgt, t, rows));
           copied += n;
           await onProgress(copied);
@@ -217,21 +224,36 @@ export class HomeCopier {
     return checks;
   }
 
-  /** Clears a retired mark the target home may carry from an earlier move out of it. */
+  /** Lists the target as retired for the tenant until the cutover: nobody is served from a half-made home. */
+  async retireTarget(): Promise<void> {
+    await this.guard();
+    const tgt = await this.targetSession();
+    await tgt.query(
+      `INSERT INTO strata_fence.retired_homes (tenant_id, schema_name, move_id) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant_id, schema_name) DO UPDATE SET move_id = EXCLUDED.move_id, retired_at = now()`,
+      [this.tenantId, this.to.schema, this.moveId],
+    );
+  }
+
+  /** Lets the target serve: after the source is retired and drained, right before the flip. */
   async reviveTarget(): Promise<void> {
+    await this.guard();
     const tgt = await this.targetSession();
     await tgt.query(`DELETE FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = $2`, [this.tenantId, this.to.schema]);
   }
 
-  /** True when this move has already retired the source home (a cutover that committed, then lost its executor). */
-  async sourceRetiredByThisMove(): Promise<boolean> {
+  /**
+   * How long ago this move retired the source home (a cutover that committed, then lost its
+   * executor: the tenant's units have waited since), or null when it has not.
+   */
+  async sourceRetiredAgoMs(): Promise<number | null> {
     const src = await this.sourceSession();
-    const r = await src.query(`SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = $2 AND move_id = $3`, [
-      this.tenantId,
-      this.from.schema,
-      this.moveId,
-    ]);
-    return (r.rowCount ?? 0) > 0;
+    const r = await src.query<{ ago: number }>(
+      `SELECT (extract(epoch FROM clock_timestamp() - retired_at) * 1000)::int AS ago
+         FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = $2 AND move_id = $3`,
+      [this.tenantId, this.from.schema, this.moveId],
+    );
+    return r.rows[0]?.ago ?? null;
   }
 
   /**
@@ -241,6 +263,7 @@ export class HomeCopier {
    * retired (they check in a statement after their lock) and are retried on the new placement.
    */
   async fencedDrain(lockTimeoutMs: number): Promise<CutoverResult> {
+    await this.guard();
     const src = await this.sourceSession();
     const started = performance.now();
     let drained = 0;
@@ -296,6 +319,7 @@ export class HomeCopier {
       fetched.set(t.name, { rows: r.rows[0].rows, present: r.rows[0].present ?? [], ids });
     }
     const tgt = await this.targetSession();
+    await this.guard();
     await inTransaction(tgt, async () => {
       for (const t of tables) await this.upsert(tgt, t, fetched.get(t.name)!.rows);
       for (const t of [...tables].reverse()) {

@@ -47,6 +47,8 @@ class FatalMoveError extends Error {}
 class LeaseLost extends Error {}
 
 const POLL_MS = 500;
+/** A claim is given up this long before its lease would run out, so two executors never overlap. */
+const LEASE_MARGIN_MS = 500;
 const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
@@ -56,6 +58,8 @@ interface MoveContext {
   from: TenantHome;
   to: TenantHome;
   copier: HomeCopier;
+  /** Throws LeaseLost unless the database confirms this executor still holds the move. */
+  confirmLease(): Promise<void>;
 }
 
 /**
@@ -130,22 +134,32 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
   /** Runs one claimed move as far as it goes. */
   async execute(claimed: TenantMoveRecord): Promise<void> {
     let move = claimed;
+    const leaseMs = this.config.moveLeaseMs;
+    // The claim is ours until this local deadline unless the database says otherwise sooner. A
+    // renewal that fails (control plane unreachable) does not extend it: we stop before another
+    // executor can have started, rather than trust a lease we could not confirm.
     let lost = false;
-    const heartbeat = setInterval(() => {
-      void this.moves.renew(move.id, this.owner, this.config.moveLeaseMs).then(
-        (ok) => {
-          if (!ok) lost = true;
-        },
-        () => undefined,
-      );
-    }, Math.max(200, Math.floor(this.config.moveLeaseMs / 3)));
+    let deadline = Date.now() + leaseMs - LEASE_MARGIN_MS;
+    const renew = async (): Promise<boolean> => {
+      const asked = Date.now();
+      const ok = await this.moves.renew(move.id, this.owner, leaseMs);
+      if (ok) deadline = asked + leaseMs - LEASE_MARGIN_MS;
+      else lost = true;
+      return ok;
+    };
+    const heartbeat = setInterval(() => void renew().catch(() => undefined), Math.max(200, Math.floor(leaseMs / 3)));
     heartbeat.unref();
     let ctx: MoveContext | undefined;
     const assertLease = () => {
-      if (lost) throw new LeaseLost();
+      if (lost || Date.now() > deadline) throw new LeaseLost();
+    };
+    // Before every destructive step: confirm the claim in the database, not only in memory.
+    const confirmLease = async () => {
+      assertLease();
+      if (!(await renew())) throw new LeaseLost();
     };
     try {
-      ctx = await this.contextOf(move);
+      ctx = await this.contextOf(move, confirmLease);
       move = await this.run(move, ctx, assertLease);
     } catch (err) {
       if (err instanceof ExecutorKilled || err instanceof LeaseLost) {
@@ -238,11 +252,17 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     if (move.toTier === 'pool' && toPool.schemaVersion !== this.requiredVersion) {
       throw new FatalMoveError(`pool ${toPool.id} is at schema version ${toPool.schemaVersion}, this release needs ${this.requiredVersion}: migrate it first`);
     }
-    // A home an earlier move left behind (or this move's own half-made one) is cleared, never adopted.
+    // A home an earlier move left behind (or this move's own half-made one) is cleared, never
+    // adopted — and never the home the tenant lives in now (a stalled executor waking up late).
+    await ctx.confirmLease();
+    await this.assertNotLive(move, to);
     await this.moves.supersedeRetainedSource(tenant.id, move.toPoolId, move.toSchema, move.toDatabase);
     const driver = this.drivers.of(move.toTier);
     await driver.drop(to, tenant.id);
     await driver.provision(to);
+    // Fenced from the start: an instance still routed to this home by a placement from an earlier
+    // move (the tenant lived here before) must fail closed, not be served half a copy.
+    await ctx.copier.retireTarget();
     await ctx.copier.startCapture();
     void from;
   }
@@ -251,10 +271,14 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     const { copier, tenant } = ctx;
     const fromEpoch = move.checkpoint.fromEpoch ?? tenant.placementEpoch;
     let pauseStarted: number | undefined;
-    if (!(await this.flipped(move, fromEpoch)) && !(await copier.sourceRetiredByThisMove())) {
-      // Shrink what is left for the fence, then clear any retired mark the target carries.
+    let pausedBeforeMs: number | null = null;
+    const flippedAlready = await this.flipped(move, fromEpoch);
+    if (!flippedAlready) pausedBeforeMs = await copier.sourceRetiredAgoMs();
+    if (!flippedAlready && pausedBeforeMs === null) {
+      // The tenant must still live where this move started: never retire a home it has since come back to.
+      await this.assertStillAtSource(move, fromEpoch);
+      // Shrink what is left for the fence.
       await copier.catchUpRound();
-      await copier.reviveTarget();
       assertLease();
       await this.step('cutover:before-lock', move);
       pauseStarted = performance.now();
@@ -262,8 +286,13 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
       await this.moves.progress(move.id, this.owner, { lagRows: 0, checkpoint: { drainedInFence: drained } });
       await this.step('cutover:retired', move);
     }
+    // Only now, with the source retired and drained, may the target serve (also on a resumed cutover);
+    // units that hit either home meanwhile wait for the flip and follow it.
+    if (!flippedAlready) await copier.reviveTarget();
     await this.flip(move, fromEpoch);
-    const pauseMs = pauseStarted === undefined ? undefined : Math.round(performance.now() - pauseStarted);
+    // A resumed cutover counts the pause from when the earlier attempt retired the source.
+    const pauseMs =
+      pauseStarted !== undefined ? Math.round(performance.now() - pauseStarted) : pausedBeforeMs !== null ? pausedBeforeMs : undefined;
     if (pauseMs !== undefined) await this.moves.progress(move.id, this.owner, { pauseMs });
     await this.step('cutover:flipped', move);
     const done = await this.moves.finish(move.id, this.owner, 'done', null, this.config.moveSourceRetentionMs);
@@ -272,6 +301,21 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     await this.silos.evictTenant(tenant.id, `${tenant.id}@${serverKey(ctx.to)}`).catch(() => undefined);
     this.logger.log(`move ${move.id}: tenant ${tenant.id} now on ${move.toTier}/${move.toPoolId}${pauseMs !== undefined ? `, writes paused ${pauseMs} ms` : ''}`);
     return done ?? move;
+  }
+
+  /** Refuses to touch `home` when it is where the tenant lives now. */
+  private async assertNotLive(move: TenantMoveRecord, home: TenantHome): Promise<void> {
+    const t = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
+    if (t && t.poolId === home.poolId && t.schemaName === home.schema && t.databaseName === (move.toTier === 'silo' ? home.database : null)) {
+      throw new FatalMoveError(`the target home is where tenant ${move.tenantId} lives now; refusing to clear it`);
+    }
+  }
+
+  /** The tenant is still placed where the move started (same pool, home and epoch). */
+  private async assertStillAtSource(move: TenantMoveRecord, fromEpoch: number): Promise<void> {
+    const t = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
+    const there = t && t.placementEpoch === fromEpoch && t.poolId === move.fromPoolId && t.schemaName === move.fromSchema && t.databaseName === move.fromDatabase;
+    if (!there) throw new FatalMoveError(`tenant ${move.tenantId} is no longer where this move started (epoch ${fromEpoch}); the move is stale`);
   }
 
   /** Whether the control plane already shows the target placement (a cutover that flipped, then lost its executor). */
@@ -313,8 +357,10 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
       await this.moves.release(move.id, this.owner, 500 * (current.attempts + 1), message).catch(() => undefined);
       return;
     }
-    // Roll back: the tenant stays where it is; capture and the half-made target go.
-    if (ctx) {
+    // Roll back: the tenant stays where it is; capture and the half-made target go — unless the
+    // target is where the tenant lives now (then this move is stale and leaves everything alone).
+    const targetLive = ctx ? await this.assertNotLive(move, ctx.to).then(() => false, () => true) : false;
+    if (ctx && !targetLive) {
       await ctx.copier.stopCapture().catch((e: unknown) => this.logger.warn(`move ${move.id}: removing capture failed: ${(e as Error).message}`));
       await this.drivers
         .of(move.toTier)
@@ -326,13 +372,15 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     else this.logger.error(`move ${move.id}: failed and rolled back: ${message}`);
   }
 
-  private async contextOf(move: TenantMoveRecord): Promise<MoveContext> {
+  private async contextOf(move: TenantMoveRecord, confirmLease: () => Promise<void>): Promise<MoveContext> {
     const tenant = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
     if (!tenant) throw new FatalMoveError(`tenant ${move.tenantId} is gone`);
     const [fromPool, toPool] = await Promise.all([this.pool(move.fromPoolId), this.pool(move.toPoolId)]);
     const from = this.drivers.of(move.fromTier).homeOf({ schemaName: move.fromSchema, databaseName: move.fromDatabase }, fromPool);
     const to = this.drivers.of(move.toTier).homeOf({ schemaName: move.toSchema, databaseName: move.toDatabase }, toPool);
-    return { tenant, from, to, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id) };
+    const sameHome = from.host === to.host && from.port === to.port && from.database === to.database && from.schema === to.schema;
+    if (sameHome) throw new FatalMoveError('source and target are the same home');
+    return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease) };
   }
 
   private async pool(id: string): Promise<PoolEntity> {

@@ -43,6 +43,15 @@ export function isRetiredHome(err: unknown): boolean {
   return e?.code === RETIRED_HOME_SQLSTATE || e?.driverError?.code === RETIRED_HOME_SQLSTATE;
 }
 
+// A home that no longer exists at all (dropped after its retention): database, schema or tables gone.
+const HOME_GONE = new Set(['3D000', '3F000', '42P01']);
+
+/** The unit failed the way a unit on a dropped old home fails; worth one look at the control plane. */
+export function isHomeGone(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } } | undefined;
+  return HOME_GONE.has(e?.code ?? '') || HOME_GONE.has(e?.driverError?.code ?? '');
+}
+
 /** The check as SQL on inlined, already validated literals (write units: multi-statement strings bind nothing). */
 export function retiredHomeCheckSql(tenantIdLiteral: string, schemaLiteral: string): string {
   return (

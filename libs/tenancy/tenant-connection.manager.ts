@@ -9,7 +9,7 @@ import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import type { TierDriver, TierLease } from './tiers/tier.driver';
 import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
 import { placementOf, type TenantPlacement } from './tenant.types';
-import { FENCE_LOCK_CLASS, isRetiredHome, RetiredHomeError, retiredHomeCheckSql, TenantMovingError } from './placement.fence';
+import { FENCE_LOCK_CLASS, isHomeGone, isRetiredHome, RetiredHomeError, retiredHomeCheckSql, TenantMovingError } from './placement.fence';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
@@ -109,9 +109,9 @@ export class TenantConnectionManager {
     try {
       return await this.transactionOn(tenant, work);
     } catch (err) {
-      if (!isRetiredHome(err)) throw err;
       // Rolled back on the old home: nothing of it was written. Once more where the tenant lives now.
-      return this.transactionOn(await this.followMove(tenant), work);
+      const moved = await this.movedAfter(tenant, err);
+      return this.transactionOn(moved, work);
     }
   }
 
@@ -130,8 +130,7 @@ export class TenantConnectionManager {
     try {
       return await this.readOn(tenant, work);
     } catch (err) {
-      if (!isRetiredHome(err)) throw err;
-      return this.readOn(await this.followMove(tenant), work);
+      return this.readOn(await this.movedAfter(tenant, err), work);
     }
   }
 
@@ -193,6 +192,24 @@ export class TenantConnectionManager {
     const driver = this.drivers.of(tenant.tier);
     const pool = await this.placements.poolOf(tenant);
     return { driver, lease: await driver.enter(tenant, pool) };
+  }
+
+  /**
+   * Where the tenant lives now, when `err` says its unit landed on a home it left: a retired home
+   * (wait for the flip), or a home already dropped after its retention (look once). Otherwise `err`.
+   */
+  private async movedAfter(tenant: TenantPlacement, err: unknown): Promise<TenantPlacement> {
+    if (isRetiredHome(err)) return this.followMove(tenant);
+    if (isHomeGone(err)) {
+      this.registry.invalidateTenant(tenant);
+      const record = await this.registry.findById(tenant.id);
+      if (record && record.status === 'active' && record.placementEpoch > tenant.placementEpoch) {
+        const moved = placementOf(record);
+        this.context.followPlacement(moved);
+        return moved;
+      }
+    }
+    throw err;
   }
 
   /**

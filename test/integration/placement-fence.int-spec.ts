@@ -66,6 +66,21 @@ describe('placement fence', () => {
     expect(seen).toEqual([['new-home-row']]);
   });
 
+  it('follows the move when the old home was already dropped after its retention (a silo database that is gone)', async () => {
+    const t = await fx.onboard('silo', 'fence-gone');
+    const moved = await moveToBridge(t);
+    const drivers = fx.module.get(TierDrivers);
+    await drivers.of('silo').drop(drivers.of('silo').homeOf(t.placement, (await fx.registry.findPool('main-silo'))!), t.id);
+    await fx.inTenant(t, insertProject('after-drop'));
+    expect(await names(fx.db.name, moved.schemaName, t.id)).toEqual(['after-drop']);
+  });
+
+  it('keeps failing a unit whose home is gone when the control plane shows no move (a real error, not a move)', async () => {
+    const t = await fx.onboard('bridge', 'fence-nomove');
+    await fx.ownerQuery(`DROP SCHEMA "${t.schema}" CASCADE`);
+    expect(sqlState(await rejectionOf(fx.inTenant(t, insertProject('nowhere'))))).toBe('42P01');
+  });
+
   it('fails a unit with 503 tenant_moving when the home is retired and no newer placement shows up', async () => {
     const t = await fx.onboard('bridge', 'fence-stuck');
     await retire(t);

@@ -74,6 +74,8 @@ export async function createTenancyFixture(overrides: Partial<StrataConfig> = {}
     let c = owners.get(database);
     if (!c) {
       const client = new Client({ connectionString: urlFor(database), application_name: 'strata-test-owner' });
+      // A test that drops a database this client is connected to ends it; that is not a failure.
+      client.on('error', () => owners.delete(database));
       c = client.connect().then(() => client);
       owners.set(database, c);
     }
