@@ -120,7 +120,7 @@ describe('npm run tenants', () => {
     const { code, stdout, stderr } = await cli(['move', acme.slug, '--to', 'silo', '--wait']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(/^move_noop: the tenant already lives in silo pool main-silo\n$/);
+    expect(stderr).toMatch(/^move_noop: the tenant already lives there \(tier silo, pool main-silo\)\n$/);
   });
 
   it('an unknown slug: exit 2, tenant_not_found', async () => {
