@@ -1,50 +1,62 @@
 /**
- * Architecture rules checked in CI (`npm run lint:deps`):
+ * Architecture rules checked in CI (`npm run lint:deps`). The layout says which lib is which:
+ * libs/platform/* is the engine (tenancy, control plane, migrator, moves, the edge, jobs …),
+ * libs/domain/* the business (projects, invoices, files, webhooks), and the rules follow the folders:
  * - a lib reaches another lib only through its faces: index.ts (the public API) or, for platform
- *   code, platform/index.ts where a lib has one (libs/tenancy);
- * - domain libs (everything that is not platform plumbing) never touch tier internals: no
- *   control plane, no migrator, no pg driver, no platform face, no other lib's files;
- * - the arrows between platform libs run one way: tenancy knows no migrator, admin, moves or HTTP
- *   edge; jobs (and the worker) do not depend on the HTTP edge (libs/auth).
+ *   code, platform/index.ts where a lib has one (libs/platform/tenancy);
+ * - domain libs never touch tier internals or the engine's platform faces: no control plane, no
+ *   migrator, admin, health or moves, no pg driver, no `platform/` face, no other lib's files;
+ * - platform libs never depend on domain libs (the engine knows no business);
+ * - the arrows between platform libs run one way: tenancy knows no migrator, admin, moves, jobs or
+ *   HTTP edge (it is handed its inputs); jobs and the worker do not depend on the HTTP edge.
  */
-const PLATFORM_LIBS = 'tenancy|common|control-plane|migrator|auth|admin|health|jobs|cache|observability|storage|http-client|moves';
 const FACE = '(index\\.ts|platform/index\\.ts)$';
+const LIB = '^libs/(platform|domain)/([^/]+)/';
 
 module.exports = {
   forbidden: [
     {
       name: 'lib-internals-across-libs',
       severity: 'error',
-      comment: 'Import another lib through #strata/<lib> (its index.ts), never its files.',
-      from: { path: '^libs/([^/]+)/' },
-      to: { path: `^libs/([^/]+)/(?!${FACE})`, pathNot: '^libs/$1/' },
+      comment: 'Import another lib through #strata/<lib> (its index.ts, or platform/index.ts for platform code), never its files.',
+      from: { path: LIB },
+      to: { path: `^libs/(platform|domain)/([^/]+)/(?!${FACE})`, pathNot: '^libs/$1/$2/' },
     },
     {
-      name: 'apps-reach-libs-by-index',
+      name: 'apps-reach-libs-by-their-faces',
       severity: 'error',
       from: { path: '^apps/' },
-      to: { path: `^libs/[^/]+/(?!${FACE})` },
+      to: { path: `^libs/(platform|domain)/[^/]+/(?!${FACE})` },
     },
     {
       name: 'domain-does-not-know-tiers',
       severity: 'error',
-      comment: 'Domain modules use TenantConnectionManager/TenantContext from #strata/tenancy; tier routing stays inside tenancy.',
-      from: { path: `^libs/(?!(${PLATFORM_LIBS})/)[^/]+/` },
-      to: { path: ['^libs/(control-plane|migrator|admin|health|moves)/', '^libs/[^/]+/platform/', 'node_modules/pg/', 'node_modules/ioredis/'] },
+      comment: 'Domain modules use TenantConnectionManager/TenantContext from #strata/tenancy; tier routing stays inside the platform.',
+      from: { path: '^libs/domain/' },
+      to: {
+        path: ['^libs/platform/(control-plane|migrator|admin|health|moves)/', '^libs/platform/[^/]+/platform/', 'node_modules/pg/', 'node_modules/ioredis/'],
+      },
+    },
+    {
+      name: 'platform-knows-no-domain',
+      severity: 'error',
+      comment: 'The engine serves every domain module and names none of them.',
+      from: { path: '^libs/platform/' },
+      to: { path: '^libs/domain/' },
     },
     {
       name: 'tenancy-is-handed-its-inputs',
       severity: 'error',
-      comment: 'Tenancy is given the schema version and the home migrator (MigratorModule); it never reads migrations, the HTTP edge or moves.',
-      from: { path: '^libs/tenancy/' },
-      to: { path: '^libs/(migrator|admin|auth|health|jobs|moves)/' },
+      comment: 'Tenancy is given the schema version and the home migrator (MigratorModule); it never reads migrations, the HTTP edge, jobs or moves.',
+      from: { path: '^libs/platform/tenancy/' },
+      to: { path: '^libs/platform/(migrator|admin|auth|health|jobs|moves)/' },
     },
     {
       name: 'jobs-do-not-depend-on-the-http-edge',
       severity: 'error',
       comment: 'Jobs and the worker get placements from tenancy (placementOf), never from the HTTP guard.',
-      from: { path: ['^libs/jobs/', '^apps/worker/'] },
-      to: { path: '^libs/auth/' },
+      from: { path: ['^libs/platform/jobs/', '^apps/worker/'] },
+      to: { path: '^libs/platform/auth/' },
     },
     {
       name: 'libs-do-not-import-apps-or-tests',

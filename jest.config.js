@@ -6,7 +6,10 @@ const base = {
   transform: { '^.+\\.(t|j|mj)s$': ['@swc/jest', { ...swcConfig, swcrc: false }] },
   // Nest 12 and some of its deps ship ESM only; let swc turn them into CJS for jest's module system.
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer|jose|content-type|content-disposition)/)'],
-  moduleNameMapper: { '^#strata/(.*)$': '<rootDir>/libs/$1/index.ts' },
+  // `#strata/<lib>` → the lib's face, as package.json "imports" maps it (platform and domain libs live in two folders).
+  moduleNameMapper: Object.fromEntries(
+    Object.entries(require('./package.json').imports).map(([spec, to]) => [`^${spec.replace(/[/]/g, '\\/')}$`, `<rootDir>/${to.types.slice(2)}`]),
+  ),
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
 };
 module.exports = {

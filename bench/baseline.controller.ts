@@ -28,11 +28,11 @@ import { SHARED_SCHEMA } from '#strata/migrator';
 import { Project, type ProjectView } from '#strata/projects';
 import { Invoice, ListInvoicesQuery, type InvoiceView } from '#strata/invoices';
 // Not in those libs' public APIs; the bench is outside the lib boundary rules (npm run lint:deps checks apps and libs).
-import { CreateInvoiceDto, toInvoiceView } from '../libs/invoices/invoices.dto';
-import { WebhookEndpoint } from '../libs/webhooks/webhook-endpoint.entity';
+import { CreateInvoiceDto, toInvoiceView } from '../libs/domain/invoices/invoices.dto';
+import { WebhookEndpoint } from '../libs/domain/webhooks/webhook-endpoint.entity';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** libs/invoices' INVOICE_CREATED (not exported from its index). */
+/** libs/domain/invoices' INVOICE_CREATED (not exported from its index). */
 const INVOICE_CREATED = 'invoice.created';
 const UNIQUE_VIOLATION = '23505';
 

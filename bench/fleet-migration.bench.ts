@@ -568,8 +568,8 @@ function describeEnvironment(db: BenchDatabase, pg: { version: string; maxConnec
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'libs/migrator', 'migrations'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    if (dirty) commit += ' + uncommitted changes in libs/migrator or migrations';
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'libs/platform/migrator', 'migrations'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (dirty) commit += ' + uncommitted changes in libs/platform/migrator or migrations';
   } catch {
     // not a git checkout
   }

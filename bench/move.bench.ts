@@ -1,6 +1,6 @@
 /**
  * Online tenant move bench: moves one tenant holding ≥ 100k rows pool → silo → bridge → pool
- * (libs/moves, through the admin API) while an open-loop writer sends ~300 writes/s to that tenant
+ * (libs/platform/moves, through the admin API) while an open-loop writer sends ~300 writes/s to that tenant
  * and two other tenants (pool, bridge) take a steady read/write load, and prints per direction the
  * phase times, catch-up lag, the write pause the writer saw at cutover, total time, lost / doubled
  * writes (the writer's acknowledged writes against the rows in the tenant's new home, read as the

@@ -12,7 +12,7 @@ import { startExtraPostgres, type ExtraPostgres } from '../support/extra-postgre
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 
 /**
- * Faults around online tenant moves (libs/moves), through the real API on real PostgreSQL:
+ * Faults around online tenant moves (libs/platform/moves), through the real API on real PostgreSQL:
  * an executor killed at each step and resumed by another instance, cancel, an unreachable target
  * server, the old home's cleanup and retention, and the RLS guardrails after moves.
  *
@@ -24,7 +24,7 @@ import { startTestApp, type OnboardedTenant, type TestApp } from '../support/tes
  * - E: a polling executor for the cancel / cleanup / guardrail / unreachable-server tests, whose hook can pause;
  * - L: a polling executor with a one-hour source retention.
  *
- * The stalled-executor test below fails today (a bug in libs/moves, not in the test): an executor
+ * The stalled-executor test below fails today (a bug in libs/platform/moves, not in the test): an executor
  * that lost its lease while stalled at `provisioning` still runs `provision()` when it wakes, and
  * `driver.drop(to)` drops the home that another executor has meanwhile made the tenant's live one.
  */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { Client } from 'pg';
 // First: jest's moduleNameMapper does not apply to globalSetup (see the hook).
 import './strata-imports.hook';
-import { bootstrapDatabase } from '../../libs/migrator';
+import { bootstrapDatabase } from '../../libs/platform/migrator';
 import { adminUrl, urlFor, type TestRunInfo } from './test-env';
 
 /**

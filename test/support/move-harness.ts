@@ -8,7 +8,7 @@ import type { OnboardedTenant, TestApp } from './test-app';
 import { uniqueSlug } from './test-database';
 
 /**
- * Shared builders for tenant-move tests (libs/moves): request and follow moves over the admin API,
+ * Shared builders for tenant-move tests (libs/platform/moves): request and follow moves over the admin API,
  * drive a tenant with a steady stream of acknowledged writes and checked reads while it moves, keep
  * other tenants busy, and compare what the writer was told with the rows of the tenant's new home.
  *

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 const resolver = Module as unknown as { _resolveFilename(request: string, ...rest: unknown[]): string };
 const original = resolver._resolveFilename;
 const root = join(__dirname, '..', '..');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const faces = (require('../../package.json') as { imports: Record<string, { types: string }> }).imports;
 resolver._resolveFilename = function (request: string, ...rest: unknown[]) {
-  const m = /^#strata\/(.+)$/.exec(request);
-  return original.call(this, m ? join(root, 'libs', m[1], 'index.ts') : request, ...rest);
+  const face = request.startsWith('#strata/') ? faces[request] : undefined;
+  return original.call(this, face ? join(root, face.types) : request, ...rest);
 };

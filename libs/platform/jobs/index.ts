@@ -1,0 +1,10 @@
+// Public API of libs/platform/jobs: tenant-enveloped BullMQ jobs, the system tenant, per-tenant fairness.
+export { JobsModule } from './jobs.module';
+export { JOBS_OPTIONS, DEFAULT_JOBS_PREFIX, redisOptionsFromUrl, type JobsModuleOptions, type ResolvedJobsOptions } from './jobs.options';
+export { TenantJobProducer, type TenantJobOptions } from './tenant-job.producer';
+export { TenantWorkerHost } from './tenant-worker.host';
+export { TenantJobRunner } from './tenant-job.runner';
+export { parseTenantEnvelope, parseTraceCarrier, envelopeFromScope, TRACE_CARRIER_LIMITS, type TenantEnvelope, type TenantJobData, type JobScope } from './tenant-job.envelope';
+export { SYSTEM_TENANT, SYSTEM_TENANT_ID, SYSTEM_TENANT_LABEL, SystemTenantRunner, isSystemScope } from './system-tenant.scope';
+export { TenantBacklog, JOBS_REDIS, MAX_PRIORITY } from './tenant-backlog.counter';
+export { QueueDepthPublisher } from './queue-depth.publisher';

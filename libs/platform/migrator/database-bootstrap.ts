@@ -1,0 +1,92 @@
+import { Client } from 'pg';
+import type { StrataConfig } from '#strata/common';
+import { escapeIdentifier, escapeLiteral } from 'pg';
+import { appliedVersions, assertIdentifier, migrateSchema } from './schema-migrator';
+import { latestVersion } from './sql-migrations.loader';
+
+export const CONTROL_SCHEMA = 'control';
+// The schema of pool homes and silo databases: the tiers' knowledge, in libs/platform/tenancy.
+export { SHARED_SCHEMA } from '#strata/tenancy/platform';
+import { SHARED_SCHEMA } from '#strata/tenancy/platform';
+
+export interface DatabaseBootstrapOptions {
+  /** Owner connection to the control-plane database (DATABASE_URL). */
+  ownerUrl: string;
+  /** Data-plane role (tenant tables). */
+  appRole: string;
+  appPassword?: string;
+  /** Control-plane role; defaults to `<appRole>_control` like DB_CONTROL_USER. */
+  controlRole?: string;
+  controlPassword?: string;
+}
+
+/** Bootstrap options from the app's configuration (owner URL, both roles and their passwords). */
+export function bootstrapOptionsFrom(config: StrataConfig): DatabaseBootstrapOptions {
+  return {
+    ownerUrl: config.databaseUrl,
+    appRole: config.appDbUser,
+    appPassword: config.appDbPassword,
+    controlRole: config.controlDbUser,
+    controlPassword: config.controlDbPassword,
+  };
+}
+
+/**
+ * Idempotent first-run setup of a server: the data-plane and control-plane roles (NOSUPERUSER,
+ * NOBYPASSRLS, own nothing, each granted only its own schemas),
+ * the control-plane schema, default pools on the same server, and the pool tier's shared schema.
+ */
+export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise<void> {
+  const role = assertIdentifier('role', opts.appRole);
+  const controlRole = assertIdentifier('role', opts.controlRole ?? `${opts.appRole}_control`);
+  const client = new Client({ connectionString: opts.ownerUrl });
+  await client.connect();
+  try {
+    await ensureAppRole(client, role, opts.appPassword);
+    await ensureAppRole(client, controlRole, opts.controlPassword ?? opts.appPassword);
+    await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', grantTo: controlRole });
+    await seedDefaultPools(client, opts.ownerUrl);
+    // Only a fresh server's shared schema is created here, at the current version. Later tenant
+    // migrations reach it through the fleet runner like every other target (canary, central
+    // ledger, per-target report): `migrate up --canary x` and an API start must not migrate the
+    // pool's shared schema — every pool tenant's data — on the side, nor fail on it.
+    if ((await appliedVersions(client, SHARED_SCHEMA)).size === 0) {
+      await migrateSchema(client, { schema: SHARED_SCHEMA, set: 'tenant', grantTo: role });
+      await client.query(
+        `UPDATE ${CONTROL_SCHEMA}.pools SET schema_version = $1 WHERE kind = 'pool' AND database = current_database() AND schema_version < $1`,
+        [latestVersion('tenant')],
+      );
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function ensureAppRole(client: Client, role: string, password?: string): Promise<void> {
+  const ident = escapeIdentifier(assertIdentifier('role', role));
+  const pw = password ? `PASSWORD ${escapeLiteral(password)}` : '';
+  // pg_advisory_xact_lock: parallel bootstraps (test workers) must not race on CREATE ROLE.
+  await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('strata:app-role'));
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${escapeLiteral(role)}) THEN
+        CREATE ROLE ${ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE ${pw};
+      ELSE
+        ALTER ROLE ${ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE ${pw};
+      END IF;
+    END $$; COMMIT`);
+}
+
+async function seedDefaultPools(client: Client, ownerUrl: string): Promise<void> {
+  const url = new URL(ownerUrl);
+  const host = url.hostname || '127.0.0.1';
+  const port = Number(url.port || 5432);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+  await client.query(
+    `INSERT INTO ${CONTROL_SCHEMA}.pools (id, kind, host, port, database, is_default) VALUES
+       ('main-pool', 'pool', $1, $2, $3, true),
+       ('main-bridge', 'bridge', $1, $2, $3, true),
+       ('main-silo', 'silo', $1, $2, $3, true)
+     ON CONFLICT (id) DO NOTHING`,
+    [host, port, database],
+  );
+}

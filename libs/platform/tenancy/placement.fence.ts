@@ -1,0 +1,61 @@
+import { ApiException } from '#strata/common';
+
+/**
+ * The placement fence, the app's side (the mover's side is libs/platform/moves). A tenant's old home is
+ * listed in `strata_fence.retired_homes` of its database from the cutover on (migrations/tenant/0005).
+ *
+ * - Write units take `pg_advisory_xact_lock_shared(FENCE_LOCK_CLASS, hashtext(tenant id))` with their
+ *   tenant setup, then check the retired list in a **separate statement** of the same string: at
+ *   READ COMMITTED it takes a fresh snapshot after the lock is granted. The mover holds the lock
+ *   exclusively while it drains the last changes and retires the home, so a writer either commits
+ *   before the drain (and its change is drained) or sees the home retired after it (and is retried
+ *   on the new home). Reading the list in the same statement as the lock would use the snapshot
+ *   taken before the lock wait and miss the retirement (measured: lost writes).
+ * - Read units check the list in their per-statement setup (no lock: a read that passed the check
+ *   reads the old home at most as of the cutover, which the new home holds exactly).
+ *
+ * Both checks ride with the unit's first statement: no round trip of their own.
+ */
+export const FENCE_LOCK_CLASS = 1398035009; // 'STRA'
+
+/** SQLSTATE raised by strata_fence.refuse_retired(). */
+export const RETIRED_HOME_SQLSTATE = 'SR001';
+
+/** The unit landed on a home its tenant has left; TenantConnectionManager retries it on the new one. */
+export class RetiredHomeError extends Error {
+  constructor(readonly tenantId: string, readonly schema: string) {
+    super(`tenant ${tenantId} no longer lives in schema ${schema} of that database (it moved)`);
+    this.name = 'RetiredHomeError';
+  }
+}
+
+/** The tenant's home moved and the control plane did not show a newer placement in time: retry shortly. */
+export class TenantMovingError extends ApiException {
+  constructor() {
+    super(503, 'tenant_moving', 'this tenant is moving to another home; retry shortly', { 'Retry-After': '1' });
+    this.name = 'TenantMovingError';
+  }
+}
+
+export function isRetiredHome(err: unknown): boolean {
+  if (err instanceof RetiredHomeError) return true;
+  const e = err as { code?: string; driverError?: { code?: string } } | undefined;
+  return e?.code === RETIRED_HOME_SQLSTATE || e?.driverError?.code === RETIRED_HOME_SQLSTATE;
+}
+
+// A home that no longer exists at all (dropped after its retention): database, schema or tables gone.
+const HOME_GONE = new Set(['3D000', '3F000', '42P01']);
+
+/** The unit failed the way a unit on a dropped old home fails; worth one look at the control plane. */
+export function isHomeGone(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } } | undefined;
+  return HOME_GONE.has(e?.code ?? '') || HOME_GONE.has(e?.driverError?.code ?? '');
+}
+
+/** The check as SQL on inlined, already validated literals (write units: multi-statement strings bind nothing). */
+export function retiredHomeCheckSql(tenantIdLiteral: string, schemaLiteral: string): string {
+  return (
+    `SELECT CASE WHEN EXISTS (SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = ${tenantIdLiteral}::uuid AND schema_name = ${schemaLiteral}) ` +
+    `THEN strata_fence.refuse_retired(${tenantIdLiteral}::uuid, ${schemaLiteral}) END`
+  );
+}

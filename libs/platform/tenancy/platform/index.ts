@@ -1,0 +1,41 @@
+// The platform face of libs/platform/tenancy: tiers, homes, data sources, the placement fence and the
+// request edge's wire rules, for platform libs (auth, jobs, admin, health, migrator, moves) and apps.
+// Domain libs use ../index.ts only (checked by dependency-cruiser).
+export * from '../index';
+export { tenantSetupSql } from '../tenant-connection.manager';
+// The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
+export { ENTER_READ_SQL, ENTER_READ_STATEMENT } from '../tenant-pg.client';
+export { placementOf, SYSTEM_TENANT, SYSTEM_TENANT_ID } from '../tenant.types';
+export type { ScopeInput } from '../tenant.context';
+export {
+  resolveWireTenant,
+  tenantPathPrefixMiddleware,
+  WireTenantError,
+  SLUG_RULE,
+  type WireClaim,
+  type WireSource,
+} from '../wire-tenant.resolver';
+export { SharedDataSources } from '../shared-data-sources.registry';
+export { SiloDataSourceCache, SiloCapacityError } from '../silo-data-source.cache';
+export { serverKey } from '../tenant-data-source.factory';
+export {
+  SHARED_SCHEMA,
+  TENANT_HOME_MIGRATOR,
+  TENANT_SCHEMA_VERSION,
+  slugIdent,
+  type HomeNames,
+  type TenantHome,
+  type TenantHomeMigrator,
+  type TierDriver,
+  type TierRules,
+} from '../tiers/tier.driver';
+export { TierDrivers, tierRules, PlacementResolver, TenantPlacementError, TenantMigratingError } from '../tiers/tier.drivers';
+export { OwnerConnections, ownerClient, type ServerDatabase } from '../tiers/owner.connections';
+export { tenantTablesOf, deleteTenantRows, quoteIdent, type TenantTable } from '../tiers/tenant-tables.catalog';
+export {
+  FENCE_LOCK_CLASS,
+  RETIRED_HOME_SQLSTATE,
+  RetiredHomeError,
+  TenantMovingError,
+  isRetiredHome,
+} from '../placement.fence';

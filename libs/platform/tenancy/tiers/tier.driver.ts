@@ -1,0 +1,92 @@
+import type { DataSource } from 'typeorm';
+import type { PoolEntity, Tier } from '#strata/control-plane';
+import type { TenantPlacement } from '../tenant.types';
+
+/** The schema every tenant table lives in on pool homes and inside silo databases. */
+export const SHARED_SCHEMA = 'shared';
+
+/** A tenant record that names no valid home (wrong pool kind, no database for a silo …): fails closed. */
+export class TenantPlacementError extends Error {}
+
+/** Slugs have no underscores, so `-` → `_` is injective: one identifier per slug. */
+export const slugIdent = (slug: string): string => slug.replace(/-/g, '_');
+
+/** Names of a tenant's home, derived once (onboarding, a move's target) and kept on its record. */
+export interface HomeNames {
+  schemaName: string;
+  databaseName: string | null;
+}
+
+/** Where one tenant's rows physically are, as the owner role sees it. */
+export interface TenantHome {
+  tier: Tier;
+  poolId: string;
+  host: string;
+  port: number;
+  database: string;
+  schema: string;
+  /** The database its pool names: the same as `database`, or for silo the maintenance database CREATE DATABASE runs from. */
+  poolDatabase: string;
+  /**
+   * Only this tenant lives here (a bridge schema, a silo database): dropping the home drops nothing
+   * else. A shared home (the pool's `shared` schema) is left by deleting the tenant's rows.
+   */
+  exclusive: boolean;
+}
+
+/** What a driver hands the connection manager: where to run, and how to give it back. */
+export interface TierLease {
+  dataSource: DataSource;
+  release(): void;
+}
+
+/** The part of a tier that is pure knowledge: usable without Nest (CLIs, the fleet runner). */
+export interface TierRules {
+  readonly tier: Tier;
+  /** Home names of a new tenant of this tier. */
+  placementFor(slug: string): HomeNames;
+  /** The tenant's home on `pool` (its server), from the names on its record. */
+  homeOf(tenant: HomeNames, pool: Pick<PoolEntity, 'id' | 'host' | 'port' | 'database'>): TenantHome;
+  /**
+   * Whether the tenant's home is a fleet-migration target of its own (`<tier>:<slug>`); when not,
+   * its pool's shared target (`pool:<poolId>`) migrates it.
+   */
+  readonly ownMigrationTarget: boolean;
+  /** The tenant schema version its home has reached (own targets keep it on the tenant record). */
+  schemaVersionOf(tenant: { schemaVersion: string }, pool: { schemaVersion: string }): string;
+}
+
+/**
+ * Everything one tier knows, behind one interface (as stancl/tenancy keeps each storage kind in one
+ * database-manager class): its names, where a tenant's home is, how to create and drop it, how a
+ * unit of work reaches it, how to tell its servers are up. The connection manager, onboarding, the
+ * fleet runner, readiness and moves are written once against this; a fourth tier is one more file.
+ *
+ * Copying rows between homes and fencing a home need no tier of their own: every home holds the
+ * same tables (one table shape, three placements), so libs/platform/moves does both against `TenantHome`.
+ */
+export interface TierDriver extends TierRules {
+  /** A DataSource for one unit of work of `tenant`, whose pool `pool` is. */
+  enter(tenant: TenantPlacement, pool: PoolEntity): Promise<TierLease>;
+  leave(lease: TierLease): void;
+  /** Creates the home (schema or database) and migrates it to this release, as the owner; fails if it exists. */
+  provision(home: TenantHome): Promise<void>;
+  /** Removes the home, or the tenant's rows from a shared one, as the owner. Idempotent. */
+  drop(home: TenantHome, tenantId: string): Promise<void>;
+  /** Readiness of one server of this kind. */
+  ping(pool: PoolEntity): Promise<Record<string, unknown>>;
+}
+
+/** Injection token of the tier drivers, one per tier (TierDrivers looks them up). */
+export const TIER_DRIVER_LIST = Symbol('TIER_DRIVER_LIST');
+
+/**
+ * How a tier migrates a home it created: handed to tenancy by libs/platform/migrator (MigratorModule), so
+ * tenancy never reads migration files itself. Runs every tenant migration into `schema` over an
+ * owner connection and returns the version reached.
+ */
+export type TenantHomeMigrator = (client: import('pg').ClientBase, schema: string) => Promise<string>;
+export const TENANT_HOME_MIGRATOR = Symbol('TENANT_HOME_MIGRATOR');
+
+/** The tenant schema version this release's code needs (the newest file in migrations/tenant), from libs/platform/migrator. */
+export const TENANT_SCHEMA_VERSION = Symbol('TENANT_SCHEMA_VERSION');
