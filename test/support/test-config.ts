@@ -31,6 +31,7 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     moveLeaseMs: 3000,
     moveSourceRetentionMs: 0,
     moveCutoverLockTimeoutMs: 2000,
+    moveCopyRestRatio: 0,
     ...overrides,
   };
 }

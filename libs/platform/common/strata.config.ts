@@ -43,6 +43,8 @@ export interface StrataConfig {
   moveSourceRetentionMs: number;
   /** Longest the cutover waits for the tenant's in-flight writes before it backs off and retries. */
   moveCutoverLockTimeoutMs: number;
+  /** After each copy batch and checksum a move rests this many times as long as it took (0: flat out). */
+  moveCopyRestRatio: number;
 }
 
 function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): number {
@@ -50,6 +52,14 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): nu
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function num(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new Error(`config: ${key} must be a number >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -107,5 +117,6 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     moveLeaseMs: int(env, 'MOVE_LEASE_MS', 15_000, 1000),
     moveSourceRetentionMs: int(env, 'MOVE_SOURCE_RETENTION_SECONDS', 86_400, 0) * 1000,
     moveCutoverLockTimeoutMs: int(env, 'MOVE_CUTOVER_LOCK_TIMEOUT_MS', 2000, 10),
+    moveCopyRestRatio: num(env, 'MOVE_COPY_REST_RATIO', 0.5, 0),
   };
 }

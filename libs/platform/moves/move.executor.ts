@@ -13,13 +13,14 @@ import {
 } from '#strata/control-plane';
 import {
   OwnerConnections,
+  placementOf,
   serverKey,
   SiloDataSourceCache,
   TENANT_SCHEMA_VERSION,
   TierDrivers,
   type TenantHome,
 } from '#strata/tenancy/platform';
-import { HomeCopier } from './home-copier';
+import { HomeCopier, Throttle } from './home-copier';
 import { TenantMovesRepository } from './tenant-moves.repository';
 import { CANCELLABLE_PHASES, type MovePhase, type TenantMoveRecord } from './tenant-move.types';
 
@@ -52,6 +53,8 @@ const LEASE_MARGIN_MS = 500;
 const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
+/** Connections of the target opened before the flip, for the writes the fence held. */
+const WARM_CONNECTIONS = 4;
 
 interface MoveContext {
   tenant: TenantEntity;
@@ -277,8 +280,10 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     if (!flippedAlready && pausedBeforeMs === null) {
       // The tenant must still live where this move started: never retire a home it has since come back to.
       await this.assertStillAtSource(move, fromEpoch);
-      // Shrink what is left for the fence.
+      // Shrink what is left for the fence, and open the target's connections in this process now:
+      // writes held by the fence should not also wait for new connections after the flip.
       await copier.catchUpRound();
+      await this.warmTarget(move, tenant);
       assertLease();
       await this.step('cutover:before-lock', move);
       pauseStarted = performance.now();
@@ -301,6 +306,23 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     await this.silos.evictTenant(tenant.id, `${tenant.id}@${serverKey(ctx.to)}`).catch(() => undefined);
     this.logger.log(`move ${move.id}: tenant ${tenant.id} now on ${move.toTier}/${move.toPoolId}${pauseMs !== undefined ? `, writes paused ${pauseMs} ms` : ''}`);
     return done ?? move;
+  }
+
+  /** Best effort: a few connections of the target's DataSource, open before the flip (a new silo database has none). */
+  private async warmTarget(move: TenantMoveRecord, tenant: TenantEntity): Promise<void> {
+    try {
+      const driver = this.drivers.of(move.toTier);
+      const pool = await this.pool(move.toPoolId);
+      const target = { ...placementOf(tenant), tier: move.toTier, poolId: move.toPoolId, schemaName: move.toSchema, databaseName: move.toDatabase };
+      const leases = await Promise.all(Array.from({ length: WARM_CONNECTIONS }, () => driver.enter(target, pool)));
+      try {
+        await Promise.all(leases.map((l) => l.dataSource.query('SELECT 1')));
+      } finally {
+        for (const l of leases) driver.leave(l);
+      }
+    } catch (err) {
+      this.logger.warn(`move ${move.id}: warming the target's connections failed: ${(err as Error).message}`);
+    }
   }
 
   /** Refuses to touch `home` when it is where the tenant lives now. */
@@ -380,7 +402,8 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     const to = this.drivers.of(move.toTier).homeOf({ schemaName: move.toSchema, databaseName: move.toDatabase }, toPool);
     const sameHome = from.host === to.host && from.port === to.port && from.database === to.database && from.schema === to.schema;
     if (sameHome) throw new FatalMoveError('source and target are the same home');
-    return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease) };
+    const throttle = new Throttle(this.config.moveCopyRestRatio);
+    return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease, throttle) };
   }
 
   private async pool(id: string): Promise<PoolEntity> {

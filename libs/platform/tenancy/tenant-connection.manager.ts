@@ -70,7 +70,8 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
 
 // How long a unit that found its home retired waits for the control plane to show the new one.
 const MOVE_WAIT_MS = 5000;
-const MOVE_POLL_MS = 20;
+// Short: the flip follows the retirement within milliseconds, and every poll is a write held up.
+const MOVE_POLL_MS = 5;
 
 /**
  * Hands domain code a tenant-scoped transaction. Reads the tenant from context (fails closed
