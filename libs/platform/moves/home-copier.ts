@@ -331,7 +331,8 @@ export class HomeCopier {
       for (const t of tables) await this.upsert(tgt, t, fetched.get(t.name)!.rows);
       for (const t of [...tables].reverse()) {
         const { ids, present } = fetched.get(t.name)!;
-        const gone = ids.filter((id) => !present.includes(id));
+        const still = new Set(present);
+        const gone = ids.filter((id) => !still.has(id));
         if (gone.length) {
           await tgt.query(`DELETE FROM ${this.qualified(this.to, t.name)} WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, [this.tenantId, gone]);
         }

@@ -212,6 +212,7 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
           last = copied;
           // Lag grows while the copy runs: show it, so an operator sees the catch-up coming.
           await this.moves.progress(move.id, this.owner, { rowsCopied: copied, lagRows: await ctx.copier.lag() });
+          await checkCancel();
         }
       });
       await this.moves.progress(move.id, this.owner, { rowsCopied: Math.max(total, last), lagRows: await ctx.copier.lag() });
@@ -247,7 +248,7 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   private async provision(move: TenantMoveRecord, ctx: MoveContext): Promise<void> {
-    const { tenant, from, to } = ctx;
+    const { tenant, to } = ctx;
     const fromPool = await this.pool(move.fromPoolId);
     const toPool = await this.pool(move.toPoolId);
     const has = this.drivers.of(tenant.tier).schemaVersionOf(tenant, fromPool);
@@ -267,7 +268,6 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     // move (the tenant lived here before) must fail closed, not be served half a copy.
     await ctx.copier.retireTarget();
     await ctx.copier.startCapture();
-    void from;
   }
 
   private async cutover(move: TenantMoveRecord, ctx: MoveContext, assertLease: () => void): Promise<TenantMoveRecord> {

@@ -3,12 +3,10 @@ import { tenantReadScope, tenantSetupSql } from './tenant-connection.manager';
 const id = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 
 describe('tenant setup statement', () => {
-  it('opens the transaction, sets search_path and the tenant for it only, takes the shared fence lock and then checks the home in a statement of its own', () => {
+  it('opens the transaction, sets search_path and the tenant for it only and takes the shared fence lock (the check follows as a statement of its own)', () => {
     expect(tenantSetupSql({ id, schemaName: 't_acme' })).toBe(
       `BEGIN; SELECT set_config('search_path', '"t_acme"', true), set_config('app.tenant_id', '${id}', true), ` +
-        `pg_advisory_xact_lock_shared(1398035009, hashtext('${id}')); ` +
-        `SELECT CASE WHEN EXISTS (SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = '${id}'::uuid AND schema_name = 't_acme') ` +
-        `THEN strata_fence.refuse_retired('${id}'::uuid, 't_acme') END`,
+        `pg_advisory_xact_lock_shared(1398035009, hashtext('${id}'))`,
     );
   });
 

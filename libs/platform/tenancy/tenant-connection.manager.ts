@@ -9,7 +9,7 @@ import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import type { TierDriver, TierLease } from './tiers/tier.driver';
 import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
 import { placementOf, type TenantPlacement } from './tenant.types';
-import { FENCE_LOCK_CLASS, isHomeGone, isRetiredHome, RetiredHomeError, retiredHomeCheckSql, TenantMovingError } from './placement.fence';
+import { FENCE_CHECK_SQL, FENCE_CHECK_STATEMENT, FENCE_LOCK_CLASS, isHomeGone, isRetiredHome, RetiredHomeError, TenantMovingError } from './placement.fence';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
@@ -28,18 +28,17 @@ const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
  * The statements that enter a tenant: open the transaction, set search_path and app.tenant_id for
- * it only (is_local = true), and — with the placement fence — take the tenant's shared fence lock,
- * then check in a separate statement (a fresh READ COMMITTED snapshot, after the lock was granted)
- * that the home has not been retired by a move (placement.fence.ts). Values are inlined because a
- * multi-statement string cannot bind parameters; both come from the registry and are checked
- * against strict patterns here, then quoted, so no request input can reach this string.
+ * it only (is_local = true), and — with the placement fence — take the tenant's shared fence lock.
+ * The fence's check follows as a statement of its own (FENCE_CHECK_SQL: a fresh READ COMMITTED
+ * snapshot, after the lock was granted). Values are inlined because a multi-statement string
+ * cannot bind parameters; both come from the registry and are checked against strict patterns
+ * here, then quoted, so no request input can reach this string.
  */
 export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>, fence = true): string {
   const scope = tenantReadScope(tenant);
   const id = escapeLiteral(scope.tenantId);
   const enter = `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${id}, true)`;
-  if (!fence) return enter;
-  return `${enter}, pg_advisory_xact_lock_shared(${FENCE_LOCK_CLASS}, hashtext(${id})); ${retiredHomeCheckSql(id, escapeLiteral(scope.schema))}`;
+  return fence ? `${enter}, pg_advisory_xact_lock_shared(${FENCE_LOCK_CLASS}, hashtext(${id}))` : enter;
 }
 
 // Read scopes by tenant id and schema: one object per placement, so TenantPgClient can keep the
@@ -84,6 +83,7 @@ const MOVE_POLL_MS = 5;
 export class TenantConnectionManager {
   private readonly logger = new Logger('TenantConnectionManager');
   private readonly fence: boolean;
+  private readonly prepared: boolean;
 
   constructor(
     private readonly context: TenantContext,
@@ -94,6 +94,7 @@ export class TenantConnectionManager {
     @Inject(STRATA_CONFIG) config: StrataConfig,
   ) {
     this.fence = config.placementFence;
+    this.prepared = config.tenantSetupPrepared;
   }
 
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
@@ -187,6 +188,12 @@ export class TenantConnectionManager {
     } finally {
       driver.leave(lease);
     }
+  }
+
+  /** The fence check of a write unit, prepared per connection unless TENANT_SETUP_PREPARED is off (PgBouncer < 1.21). */
+  private fenceCheck(tenant: TenantPlacement): { name?: string; text: string; values: string[] } {
+    const values = [tenant.id, tenant.schemaName];
+    return this.prepared ? { name: FENCE_CHECK_STATEMENT, text: FENCE_CHECK_SQL, values } : { text: FENCE_CHECK_SQL, values };
   }
 
   private async enter(tenant: TenantPlacement): Promise<{ driver: TierDriver; lease: TierLease }> {
@@ -304,7 +311,9 @@ export class TenantConnectionManager {
         corked = false;
       });
       const entered = client.query(setup);
-      const setupFailure = entered.then(
+      const checked = this.fence ? client.query(this.fenceCheck(tenant)) : undefined;
+      // The first failure of the two (a retired home raises in the check); handled either way.
+      const setupFailure = Promise.all([entered, checked]).then(
         () => undefined,
         (err: unknown) => err,
       );
@@ -313,6 +322,7 @@ export class TenantConnectionManager {
       try {
         const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: afterCommit }, () => work(qr.manager));
         await entered;
+        await checked;
         await qr.commitTransaction();
         return result;
       } catch (err) {

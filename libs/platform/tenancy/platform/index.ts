@@ -34,6 +34,8 @@ export { OwnerConnections, ownerClient, type ServerDatabase } from '../tiers/own
 export { tenantTablesOf, deleteTenantRows, quoteIdent, type TenantTable } from '../tiers/tenant-tables.catalog';
 export {
   FENCE_LOCK_CLASS,
+  FENCE_CHECK_SQL,
+  FENCE_CHECK_STATEMENT,
   RETIRED_HOME_SQLSTATE,
   RetiredHomeError,
   TenantMovingError,
