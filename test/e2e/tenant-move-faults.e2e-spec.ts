@@ -6,7 +6,7 @@ import type { StrataConfig } from '#strata/common';
 import type { Tier } from '#strata/control-plane';
 import { checkFleetGuardrails } from '#strata/migrator';
 import { ExecutorKilled, MOVE_EXECUTOR_HOOKS, MoveExecutor, type MoveExecutorHooks, type MoveStep, type TenantMoveView } from '#strata/moves';
-import { RETIRED_HOME_SQLSTATE, tenantSetupSql } from '#strata/tenancy/platform';
+import { FENCE_CHECK_SQL, RETIRED_HOME_SQLSTATE, tenantSetupSql } from '#strata/tenancy/platform';
 import { createApp } from '../../apps/api/src/app.factory';
 import { startExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
@@ -912,10 +912,13 @@ describe('tenant moves under faults: killed executors, cancel, an unreachable ta
       const app = new Client({ connectionString: urlOn(from.host, from.port, from.database, t.config.appDbUser) });
       await app.connect();
       try {
-        const refused = await app.query(tenantSetupSql({ id: tenant.id, schemaName: from.schema })).then(
-          () => null,
-          (err: { code?: string }) => err.code,
-        );
+        const refused = await app
+          .query(tenantSetupSql({ id: tenant.id, schemaName: from.schema }))
+          .then(() => app.query(FENCE_CHECK_SQL, [tenant.id, from.schema]))
+          .then(
+            () => null,
+            (err: { code?: string }) => err.code,
+          );
         expect(refused).toBe(RETIRED_HOME_SQLSTATE);
       } finally {
         await app.end();
