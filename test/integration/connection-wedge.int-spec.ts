@@ -1,3 +1,4 @@
+import { TransactionRolledBackError } from '#strata/tenancy/platform';
 import { createTenancyFixture, rejectionOf, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);
@@ -30,5 +31,35 @@ describe('a refused placement', () => {
       const [{ n }] = await deadline(fx.readInTenant(t, (em) => em.query(`SELECT count(*)::int AS n FROM projects`)));
       expect(n).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('a transaction whose statement failed and whose work went on', () => {
+  let fx: TenancyFixture;
+  beforeAll(async () => {
+    fx = await createTenancyFixture();
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it.each(['pool', 'bridge', 'silo'] as const)('is reported as rolled back on %s, never as committed, and stores nothing', async (tier) => {
+    const t = await fx.onboard(tier, `rb-${tier}`);
+    const err = await rejectionOf(
+      fx.inTenant(t, async (em) => {
+        await em.query(`INSERT INTO projects (name) VALUES ('never stored')`);
+        try {
+          await em.query('SELECT 1/0');
+        } catch {
+          // swallowed, as an event listener with suppressErrors would
+        }
+        return 'ok';
+      }),
+    );
+    expect(err).toBeInstanceOf(TransactionRolledBackError);
+    const [{ n }] = await fx.readInTenant(t, (em) => em.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'never stored'`));
+    expect(n).toBe(0);
+    // The connection is clean for the next unit.
+    await fx.inTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('stored')`));
   });
 });

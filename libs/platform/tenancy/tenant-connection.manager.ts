@@ -67,6 +67,14 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
   releasePostgresConnection?: (err?: unknown) => Promise<void>;
 };
 
+/** COMMIT answered ROLLBACK: a statement of the unit failed and the work went on; nothing was stored. */
+export class TransactionRolledBackError extends Error {
+  constructor() {
+    super('the tenant transaction was rolled back, not committed: a statement in it failed and the work went on (do not catch database errors inside transaction())');
+    this.name = 'TransactionRolledBackError';
+  }
+}
+
 // How long a unit that found its home retired waits for the control plane to show the new one.
 const MOVE_WAIT_MS = 5000;
 // Short: the flip follows the retirement within milliseconds, and every poll is a write held up.
@@ -323,7 +331,13 @@ export class TenantConnectionManager {
         const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: afterCommit }, () => work(qr.manager));
         await entered;
         await checked;
-        await qr.commitTransaction();
+        // COMMIT ourselves to read its command tag: a transaction in which a statement failed (and the
+        // work caught it and went on) answers COMMIT with ROLLBACK. TypeORM's commitTransaction()
+        // resolves either way, so the caller would be told its data is stored when none of it is.
+        const committed = (await client.query('COMMIT')) as unknown as { command?: string };
+        qr.isTransactionActive = false;
+        qr.transactionDepth = 0;
+        if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
         return result;
       } catch (err) {
         try {
