@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Client, escapeIdentifier } from 'pg';
 import { latestVersion } from '#strata/migrator';
 import type { Tier } from '#strata/control-plane';
-import { startExtraPostgres, freePort, type ExtraPostgres } from '../support/extra-postgres';
+import { freePort, withExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { runInfo, urlFor } from '../support/test-env';
 import { uniqueSlug } from '../support/test-database';
@@ -29,11 +29,7 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
   const admin = () => ({ authorization: `Bearer ${t.adminToken}` });
 
   beforeAll(async () => {
-    const [app, server] = await Promise.allSettled([startTestApp(), startExtraPostgres()]);
-    if (app.status === 'fulfilled') t = app.value;
-    if (server.status === 'fulfilled') extra = server.value;
-    if (app.status === 'rejected') throw app.reason;
-    if (server.status === 'rejected') throw server.reason;
+    ({ started: t, extra } = await withExtraPostgres(() => startTestApp()));
   });
 
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import type { Tier } from '#strata/control-plane';
-import { startExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
+import { withExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
 import {
   BackgroundTraffic,
   callApi,
@@ -30,11 +30,7 @@ describe('online tenant moves between two PostgreSQL servers', () => {
   const admin = () => ({ authorization: `Bearer ${t.adminToken}` });
 
   beforeAll(async () => {
-    const [app, server] = await Promise.allSettled([startTestApp(), startExtraPostgres()]);
-    if (app.status === 'fulfilled') t = app.value;
-    if (server.status === 'fulfilled') extra = server.value;
-    if (app.status === 'rejected') throw app.reason;
-    if (server.status === 'rejected') throw server.reason;
+    ({ started: t, extra } = await withExtraPostgres(() => startTestApp()));
     for (const [kind, { id, database }] of Object.entries(EXTRA_POOLS)) {
       const res = await callApi(t, 'POST', '/admin/pools', { headers: admin(), body: { id, kind, host: '127.0.0.1', port: extra.port, database } });
       if (res.status !== 201) throw new Error(`registering ${id} failed: ${res.status} ${JSON.stringify(res.body)}`);

@@ -1,4 +1,6 @@
-import { TransactionRolledBackError } from '#strata/tenancy/platform';
+import type { EntityManager } from 'typeorm';
+import { Project } from '#strata/projects';
+import { ReadUnitTransactionError, TransactionRolledBackError } from '#strata/tenancy/platform';
 import { createTenancyFixture, rejectionOf, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);
@@ -61,5 +63,41 @@ describe('a transaction whose statement failed and whose work went on', () => {
     expect(n).toBe(0);
     // The connection is clean for the next unit.
     await fx.inTenant(t, (em) => em.query(`INSERT INTO projects (name) VALUES ('stored')`));
+  });
+});
+
+describe('transaction control inside a read unit', () => {
+  let fx: TenancyFixture;
+  const tenants: TestTenant[] = [];
+  beforeAll(async () => {
+    // One connection per pool: anything left on it would reach the very next unit.
+    fx = await createTenancyFixture({ dataPoolMax: 1 });
+    for (const tier of ['pool', 'bridge'] as const) tenants.push(await fx.onboard(tier, `rtx-${tier}`));
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  const attempts: Array<[string, (em: EntityManager) => Promise<unknown>]> = [
+    ['save() (TypeORM wraps it in its own transaction)', (em) => em.save(em.create(Project, { name: 'saved in a read unit' }))],
+    ['transaction()', (em) => em.transaction((inner) => inner.query(`INSERT INTO projects (name) VALUES ('x')`))],
+    ['a raw BEGIN', (em) => em.query('BEGIN')],
+    ['a raw START TRANSACTION', (em) => em.query(' start transaction isolation level serializable')],
+  ];
+
+  it.each(attempts)('refuses %s before anything is sent, and leaves the shared connection clean for every tenant', async (_name, attempt) => {
+    const [a, b] = tenants;
+    const err = await rejectionOf(fx.readInTenant(a, attempt));
+    expect(err).toBeInstanceOf(ReadUnitTransactionError);
+    expect(err.message).toMatch(/use transaction\(\)/);
+    // Nothing of a's is left on the one connection: b's read and write run, as b.
+    const [row] = await fx.readInTenant(b, (em) => em.query(`SELECT current_setting('app.tenant_id') AS tenant, count(*)::int AS n FROM projects`));
+    expect(row.tenant).toBe(b.id);
+    await fx.inTenant(b, (em) => em.query(`INSERT INTO projects (name) VALUES ('after a refused read transaction')`));
+    const stuck = await fx.ownerQuery<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND state LIKE 'idle in transaction%'`,
+      [fx.db.appRole],
+    );
+    expect(stuck[0].n).toBe(0);
   });
 });

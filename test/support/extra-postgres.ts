@@ -252,3 +252,18 @@ export async function startExtraPostgres(opts: ExtraPostgresOptions = {}): Promi
     },
   };
 }
+
+/**
+ * Starts `what` (the test app, say) and an extra server side by side. If either fails, the other is
+ * stopped again before the error is rethrown, so a failed beforeAll leaves nothing running.
+ */
+export async function withExtraPostgres<T extends { close(): Promise<void> }>(
+  what: () => Promise<T>,
+  opts: ExtraPostgresOptions = {},
+): Promise<{ started: T; extra: ExtraPostgres }> {
+  const [started, server] = await Promise.allSettled([what(), startExtraPostgres(opts)]);
+  if (started.status === 'fulfilled' && server.status === 'fulfilled') return { started: started.value, extra: server.value };
+  if (started.status === 'fulfilled') await started.value.close().catch(() => undefined);
+  if (server.status === 'fulfilled') await server.value.stop().catch(() => undefined);
+  throw started.status === 'rejected' ? started.reason : (server as PromiseRejectedResult).reason;
+}

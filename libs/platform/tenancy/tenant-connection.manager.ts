@@ -7,7 +7,7 @@ import { TenantRegistry } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import type { TierDriver, TierLease } from './tiers/tier.driver';
-import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
+import { ReadUnitTransactionError, TenantPgClient, type TenantReadScope } from './tenant-pg.client';
 import { placementOf, type TenantPlacement } from './tenant.types';
 import { FENCE_CHECK_SQL, FENCE_CHECK_STATEMENT, FENCE_LOCK_CLASS, isHomeGone, isRetiredHome, RetiredHomeError, TenantMovingError } from './placement.fence';
 
@@ -66,6 +66,20 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
   transactionDepth: number;
   releasePostgresConnection?: (err?: unknown) => Promise<void>;
 };
+
+/**
+ * Gives a unit's connection back to the pool only when the backend is idle: one left in a
+ * transaction (open or aborted) would carry a tenant's settings, or its failure, to the next unit of
+ * any tenant. Such a connection is destroyed instead, and the pool opens a fresh one.
+ */
+async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: TenantPgClient | undefined): Promise<void> {
+  const runner = qr as OpenableQueryRunner;
+  if (client instanceof TenantPgClient && !client.idle && runner.releasePostgresConnection) {
+    await runner.releasePostgresConnection(new Error(`connection left in transaction status ${client.transactionStatus}; destroyed`));
+    return;
+  }
+  await qr.release();
+}
 
 /** COMMIT answered ROLLBACK: a statement of the unit failed and the work went on; nothing was stored. */
 export class TransactionRolledBackError extends Error {
@@ -170,11 +184,13 @@ export class TenantConnectionManager {
     const { driver, lease } = await this.enter(tenant);
     try {
       const qr = lease.dataSource.createQueryRunner('master');
+      let client: TenantPgClient | undefined;
       try {
-        const client = await qr.connect();
-        if (!(client instanceof TenantPgClient)) {
+        const connected: unknown = await qr.connect();
+        if (!(connected instanceof TenantPgClient)) {
           throw new Error('tenant DataSources must use TenantPgClient (createTenantDataSource sets it)');
         }
+        client = connected;
         client.enterReadScope(scope);
         let result: T;
         try {
@@ -182,16 +198,18 @@ export class TenantConnectionManager {
           result = await this.runInUnit({ [OPEN_MANAGER]: manager, [OPEN_READ]: true }, () => work(manager));
         } catch (err) {
           // The work may have wrapped or swallowed the fence's error; the client saw it either way.
-          if (client.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
-          throw err;
+          if (connected.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+          // TypeORM wraps the refusal in a QueryFailedError; the refusal itself says what to do.
+          const cause = (err as { driverError?: unknown }).driverError;
+          throw cause instanceof ReadUnitTransactionError ? cause : err;
         } finally {
-          client.leaveReadScope();
+          connected.leaveReadScope();
         }
         // A statement the work caught and ignored must not let old-home reads through either.
-        if (client.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+        if (connected.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
         return result;
       } finally {
-        await qr.release();
+        await releaseClean(qr, client);
       }
     } finally {
       driver.leave(lease);
@@ -356,7 +374,7 @@ export class TenantConnectionManager {
       corked = false;
       // A connection whose rollback failed may still hold the tenant's transaction: destroy it.
       if (broken && qr.releasePostgresConnection) await qr.releasePostgresConnection(broken);
-      else await qr.release();
+      else await releaseClean(qr, client as unknown as TenantPgClient);
     }
   }
 }

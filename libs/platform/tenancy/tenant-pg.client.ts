@@ -170,6 +170,21 @@ class TenantScopedQuery extends QueryBase {
  * holds it (`enterReadScope` … `leaveReadScope`, paired in `finally`), each string query is sent
  * as a TenantScopedQuery; otherwise it is a plain pg Client.
  */
+/**
+ * Transaction control has no place in a read unit: each statement runs in an implicit transaction
+ * that ends at its Sync, and a BEGIN there would turn it into an explicit one that outlives the
+ * unit with the tenant's settings still on the connection (TypeORM's save(), transaction() and
+ * useTransaction(true) all send START TRANSACTION).
+ */
+const TRANSACTION_CONTROL = /^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION))\b/i;
+
+export class ReadUnitTransactionError extends Error {
+  constructor() {
+    super('a transaction was opened inside tenantConnectionManager.read() (save(), transaction() or a BEGIN): use transaction() for units that write');
+    this.name = 'ReadUnitTransactionError';
+  }
+}
+
 export class TenantPgClient extends Client implements SetupPreparation {
   private readScope: TenantReadScope | undefined = undefined;
   readonly prepareSetup: boolean;
@@ -177,12 +192,26 @@ export class TenantPgClient extends Client implements SetupPreparation {
   setupParsed = false;
   /** Set when a statement of the current read scope hit a retired home (SR001), even if the work swallowed the error. */
   retiredHomeSeen = false;
+  /**
+   * The backend's transaction status from its last ReadyForQuery: `I` idle, `T` in a transaction,
+   * `E` in a failed one. A connection handed back to the pool must be `I`.
+   */
+  transactionStatus: 'I' | 'T' | 'E' = 'I';
 
   constructor(config?: ConstructorParameters<typeof Client>[0]) {
     super(config);
     const options = typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {};
     this.prepareSetup = options[PREPARED_SETUP_OPTION] === true;
     this.setup = options[PLACEMENT_FENCE_OPTION] === false ? UNFENCED_SETUP : FENCED_SETUP;
+    (this as unknown as { connection: { on(e: 'readyForQuery', f: (m: { status: 'I' | 'T' | 'E' }) => void): void } }).connection.on(
+      'readyForQuery',
+      (m) => (this.transactionStatus = m.status),
+    );
+  }
+
+  /** Idle: no transaction open or aborted on the backend (checked before a connection goes back to the pool). */
+  get idle(): boolean {
+    return this.transactionStatus === 'I';
   }
 
   enterReadScope(scope: TenantReadScope): void {
@@ -203,6 +232,8 @@ export class TenantPgClient extends Client implements SetupPreparation {
     if (typeof config !== 'string' || (values !== undefined && !Array.isArray(values)) || args.length > 2) {
       throw new Error('TenantPgClient: inside a read scope only query(text, values?) is supported');
     }
+    // Refused before anything is sent (TypeORM awaits this promise, so a rejection reaches the work).
+    if (TRANSACTION_CONTROL.test(config)) return Promise.reject(new ReadUnitTransactionError()) as never;
     return new Promise<QueryResult>((resolve, reject) => {
       const query = new TenantScopedQuery(scope, this, config, values as unknown[] | undefined, (err, res) => {
         if (!err) return resolve(res);

@@ -4,7 +4,7 @@
 export * from '../index';
 export { tenantSetupSql, TransactionRolledBackError } from '../tenant-connection.manager';
 // The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
-export { ENTER_READ_SQL, ENTER_READ_STATEMENT } from '../tenant-pg.client';
+export { ENTER_READ_SQL, ENTER_READ_STATEMENT, ReadUnitTransactionError } from '../tenant-pg.client';
 export { placementOf, SYSTEM_TENANT, SYSTEM_TENANT_ID } from '../tenant.types';
 export type { ScopeInput } from '../tenant.context';
 export {
