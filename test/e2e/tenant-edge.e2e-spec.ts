@@ -69,6 +69,17 @@ describe('request edge: the wire claims, the token proves', () => {
     expect(res.body.error).toBe('tenant_not_found');
   });
 
+  it.each(['/t/%/projects', '/t/%E0%A4%A/projects'])('answers an undecodable path claim (%s) with the JSON 404 of an unknown tenant, never a 500', async (path) => {
+    const res = await t.http().get(path).expect(404);
+    expect(res.body).toEqual({ statusCode: 404, error: 'tenant_not_found', message: expect.any(String) });
+  });
+
+  it('answers a bare /t/{slug} with a query string in the JSON error shape, not an HTML page', async () => {
+    const res = await t.http().get(`/t/${acme.slug}?limit=1`).set(auth(acme)).expect(404);
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(res.body).toEqual({ statusCode: 404, error: 'not_found', message: expect.any(String) });
+  });
+
   it('needs a bearer token: 401 unauthenticated without one', async () => {
     const res = await t.http().get('/projects').set('X-Tenant', acme.slug).expect(401);
     expect(res.body.error).toBe('unauthenticated');

@@ -27,6 +27,16 @@ describe('wire tenant resolution', () => {
     expect(resolveWireTenant(r, undefined)).toEqual({ slug: 'acme', source: 'path' });
   });
 
+  it('keeps a query string after a bare /t/{slug} routable: it becomes /?…, never a URL without its slash', () => {
+    expect(req({ url: '/t/acme?limit=1' }).url).toBe('/?limit=1');
+    expect(req({ url: '/t/acme' }).url).toBe('/');
+  });
+
+  it.each(['/t/%/projects', '/t/%E0%A4%A/projects', '/t/%ZZ'])('turns an undecodable claim (%s) into an unknown tenant, not a URIError', (url) => {
+    const r = req({ url });
+    expect(() => resolveWireTenant(r, undefined)).toThrow(expect.objectContaining({ code: 'tenant_not_found' }));
+  });
+
   it('does not treat /tenants or /t alone as a prefix', () => {
     expect(req({ url: '/tenants/acme' }).url).toBe('/tenants/acme');
     expect(req({ url: '/t' }).url).toBe('/t');

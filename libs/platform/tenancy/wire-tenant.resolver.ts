@@ -27,10 +27,24 @@ interface RequestWithPrefix extends Request {
 export function tenantPathPrefixMiddleware(req: RequestWithPrefix, _res: unknown, next: () => void): void {
   const m = PATH_PREFIX.exec(req.url);
   if (m) {
-    req.strataPathTenant = decodeURIComponent(m[1]).toLowerCase();
-    req.url = req.url.slice(m[0].length) || '/';
+    req.strataPathTenant = decodeSlug(m[1]);
+    // `/t/acme?x=1` and `/t/acme` route as `/?x=1` and `/`: a URL must start with a slash, or
+    // Express answers with its own HTML 404 before Nest (and the JSON error shape) sees it.
+    const rest = req.url.slice(m[0].length);
+    req.url = rest.startsWith('/') ? rest : `/${rest}`;
   }
   next();
+}
+
+// A claim that is not valid percent-encoding (`/t/%`, `/t/%E0%A4%A`) can name no tenant: it becomes a
+// slug no rule accepts, so the guard answers the JSON 404 of an unknown tenant instead of a URIError 500.
+const UNDECODABLE = '%';
+function decodeSlug(raw: string): string {
+  try {
+    return decodeURIComponent(raw).toLowerCase();
+  } catch {
+    return UNDECODABLE;
+  }
 }
 
 /**
