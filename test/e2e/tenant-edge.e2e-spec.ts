@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { Client } from 'pg';
+import { TenantRegistry } from '#strata/control-plane';
 import { startTestApp, TEST_JWT_SECRET, type OnboardedTenant, type TestApp } from '../support/test-app';
 
 const secret = new TextEncoder().encode(TEST_JWT_SECRET);
@@ -101,6 +102,31 @@ describe('request edge: the wire claims, the token proves', () => {
     const old = await token({ sub: acme.userId, tid: acme.id, role: 'owner' }, { exp: Math.floor(Date.now() / 1000) - 600 });
     const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${old}`).expect(401);
     expect(res.body.error).toBe('token_expired');
+  });
+
+  it('rejects a correctly signed token without exp with invalid_token: it would never expire', async () => {
+    const forever = await new SignJWT({ sub: acme.userId, tid: acme.id, role: 'owner' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(secret);
+    const res = await t.http().get('/projects').set('X-Tenant', acme.slug).set('authorization', `Bearer ${forever}`).expect(401);
+    expect(res.body.error).toBe('invalid_token');
+  });
+
+  it('treats a sub in upper case as the same user, so dropping the membership by its id takes effect for that token too', async () => {
+    const slug = `upper-${acme.slug}`.slice(0, 40).replace(/-$/, 'x');
+    const created = await t.http().post('/admin/tenants').set('authorization', `Bearer ${t.adminToken}`).send({ slug, name: 'upper', tier: 'pool' }).expect(201);
+    const added = await t
+      .http()
+      .post(`/admin/tenants/${created.body.id}/users`)
+      .set('authorization', `Bearer ${t.adminToken}`)
+      .send({ email: `u@${slug}.test`, password: 'correct-horse-battery', role: 'member' })
+      .expect(201);
+    const upper = await token({ sub: String(added.body.id).toUpperCase(), tid: created.body.id, role: 'member' });
+    await t.http().get('/projects').set('X-Tenant', slug).set('authorization', `Bearer ${upper}`).expect(200);
+    const owner = new Client({ connectionString: t.db.ownerUrl });
+    await owner.connect();
+    await owner.query('DELETE FROM control.memberships WHERE user_id = $1 AND tenant_id = $2', [added.body.id, created.body.id]).finally(() => owner.end());
+    t.app.get(TenantRegistry).invalidateMembership(added.body.id, created.body.id);
+    const res = await t.http().get('/projects').set('X-Tenant', slug).set('authorization', `Bearer ${upper}`).expect(404);
+    expect(res.body.error).toBe('tenant_not_found');
   });
 
   it('answers 404 when the token is valid but its user has no membership in the tenant', async () => {

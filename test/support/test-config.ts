@@ -15,6 +15,7 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     jwksUrl: undefined,
     jwtIssuer: undefined,
     tokenTtlSeconds: 3600,
+    tokenMaxAgeSeconds: 86_400,
     baseDomain: 'strata.test',
     redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     registryCacheTtlMs: 200,

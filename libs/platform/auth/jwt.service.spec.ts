@@ -8,7 +8,7 @@ const SECRET = 's'.repeat(40);
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
 function service(over: Partial<StrataConfig> = {}): JwtService {
-  return new JwtService({ jwtSecret: SECRET, tokenTtlSeconds: 600, jwksUrl: undefined, jwtIssuer: undefined, ...over } as StrataConfig);
+  return new JwtService({ jwtSecret: SECRET, tokenTtlSeconds: 600, tokenMaxAgeSeconds: 3600, jwksUrl: undefined, jwtIssuer: undefined, ...over } as StrataConfig);
 }
 
 describe('JwtService', () => {
@@ -16,6 +16,29 @@ describe('JwtService', () => {
     const jwt = service();
     const { token } = await jwt.signTenantToken({ sub: 'u1', tid: 't1', role: 'owner' });
     await expect(jwt.verify(token)).resolves.toMatchObject({ sub: 'u1', tid: 't1', role: 'owner' });
+  });
+
+  const hs256 = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' });
+  const key = new TextEncoder().encode(SECRET);
+
+  it('rejects a correctly signed token without exp: it would never expire', async () => {
+    const token = await hs256({ tid: 't1', role: 'owner' }).setSubject('u1').setIssuedAt().sign(key);
+    await expect(service().verify(token)).rejects.toMatchObject({ code: 'invalid_token' });
+  });
+
+  it('rejects a correctly signed token without sub or without iat', async () => {
+    const noSub = await hs256({ tid: 't1' }).setIssuedAt().setExpirationTime('5m').sign(key);
+    const noIat = await hs256({ tid: 't1' }).setSubject('u1').setExpirationTime('5m').sign(key);
+    await expect(service().verify(noSub)).rejects.toMatchObject({ code: 'invalid_token' });
+    await expect(service().verify(noIat)).rejects.toMatchObject({ code: 'invalid_token' });
+  });
+
+  it('rejects a token older than AUTH_TOKEN_MAX_AGE_SECONDS even when its exp is years away', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const old = await hs256({ tid: 't1' }).setSubject('u1').setIssuedAt(now - 7200).setExpirationTime(now + 10 * 365 * 86400).sign(key);
+    const fresh = await hs256({ tid: 't1' }).setSubject('u1').setIssuedAt(now - 60).setExpirationTime(now + 10 * 365 * 86400).sign(key);
+    await expect(service().verify(old)).rejects.toMatchObject({ status: 401 });
+    await expect(service().verify(fresh)).resolves.toMatchObject({ sub: 'u1' });
   });
 
   it('rejects a token of another issuer when AUTH_JWT_ISSUER is set', async () => {
@@ -44,7 +67,7 @@ describe('JwtService', () => {
     afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
     const sign = (key: PrivateKey) =>
-      new SignJWT({ tid: 't1', role: 'member' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('u1').setExpirationTime('5m').sign(key);
+      new SignJWT({ tid: 't1', role: 'member' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('u1').setIssuedAt().setExpirationTime('5m').sign(key);
 
     it('accepts a token signed by a key of the JWKS', async () => {
       await expect(service({ jwksUrl: url }).verify(await sign(privateKey))).resolves.toMatchObject({ sub: 'u1', tid: 't1' });

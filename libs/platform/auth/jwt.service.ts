@@ -47,7 +47,14 @@ export class JwtService {
   private async verifyUncached(token: string): Promise<JWTPayload> {
     try {
       const { alg } = decodeProtectedHeader(token);
-      const options = { issuer: this.config.jwtIssuer, clockTolerance: 5 };
+      // A token must say who (sub), until when (exp) and since when (iat); however far its exp, it is
+      // refused once older than AUTH_TOKEN_MAX_AGE_SECONDS, so no signed token lives forever.
+      const options = {
+        issuer: this.config.jwtIssuer,
+        clockTolerance: 5,
+        requiredClaims: ['sub', 'exp', 'iat'],
+        maxTokenAge: this.config.tokenMaxAgeSeconds,
+      };
       if (alg === 'HS256') return (await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] })).payload;
       if (this.jwks && alg && ASYMMETRIC.includes(alg)) {
         return (await jwtVerify(token, this.jwks, { ...options, algorithms: ASYMMETRIC })).payload;

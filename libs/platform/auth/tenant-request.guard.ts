@@ -54,7 +54,8 @@ export class TenantRequestGuard implements CanActivate {
     const token = bearerToken(req);
     if (!token) throw unauthorized('unauthenticated', 'a bearer token is required');
     const claims = await this.jwt.verify(token);
-    const sub = claims.sub;
+    // Lower case at the edge: `sub` keys the membership cache, which invalidates by the lower-case id.
+    const sub = typeof claims.sub === 'string' ? claims.sub.toLowerCase() : claims.sub;
     const tid = (claims as { tid?: unknown }).tid;
     if (typeof sub !== 'string' || !UUID.test(sub) || typeof tid !== 'string') throw tenantNotFound();
 

@@ -14,6 +14,8 @@ export interface StrataConfig {
   jwksUrl: string | undefined;
   jwtIssuer: string | undefined;
   tokenTtlSeconds: number;
+  /** Oldest a token (by its iat) may be, whatever its exp says. */
+  tokenMaxAgeSeconds: number;
   baseDomain: string | undefined;
   redisUrl: string | undefined;
   registryCacheTtlMs: number;
@@ -101,6 +103,7 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     jwksUrl: opt(env, 'AUTH_JWKS_URL'),
     jwtIssuer: opt(env, 'AUTH_JWT_ISSUER'),
     tokenTtlSeconds: int(env, 'AUTH_TOKEN_TTL_SECONDS', 3600, 60),
+    tokenMaxAgeSeconds: int(env, 'AUTH_TOKEN_MAX_AGE_SECONDS', 86_400, 60),
     baseDomain: opt(env, 'BASE_DOMAIN')?.toLowerCase(),
     redisUrl: opt(env, 'REDIS_URL'),
     registryCacheTtlMs: int(env, 'REGISTRY_CACHE_TTL_MS', 5000, 0),

@@ -103,7 +103,8 @@ export function parseTenantEnvelope(data: unknown, systemTenantId: string, where
     tenantId: e.tenantId.toLowerCase(),
     tier: e.tier as Tier | 'system',
     requestId: e.requestId,
-    ...(e.userId ? { userId: e.userId as string } : {}),
+    // Ids in lower case at every edge, so caches keyed by them (memberships) see one spelling.
+    ...(e.userId ? { userId: (e.userId as string).toLowerCase() } : {}),
     ...(e.impersonatedBy ? { impersonatedBy: e.impersonatedBy as string } : {}),
     ...(system ? { system: true as const } : {}),
     ...withTrace(parseTraceCarrier(e.trace)),
