@@ -52,6 +52,13 @@ describe('webhook URL rules', () => {
     'http://[fe80::1]/',
     'http://[fd00::1]/',
     'http://[::ffff:127.0.0.1]/',
+    'http://[::7f00:1]/',
+    'http://[::127.0.0.1]/',
+    'http://[::a00:1]/',
+    'http://localhost./',
+    'http://api.localhost./',
+    'http://[64:ff9b:1::7f00:1]/',
+    'http://[fec0::1]/',
   ])('refuses the non-public destination %s unless private networks are allowed', (url) => {
     expect(refusal(url)).toBe('400 invalid_webhook_url');
     expect(refusal(url, true)).toBe('accepted');
@@ -60,7 +67,7 @@ describe('webhook URL rules', () => {
   it('classifies resolved addresses: only public unicast passes', () => {
     expect(isPublicAddress('93.184.215.14')).toBe(true);
     expect(isPublicAddress('2606:4700::1111')).toBe(true);
-    for (const a of ['127.0.0.1', '10.1.2.3', '169.254.169.254', '::1', 'fc00::1', '::ffff:10.0.0.1', '2002:7f00:1::', 'not-an-ip']) {
+    for (const a of ['127.0.0.1', '10.1.2.3', '169.254.169.254', '::1', 'fc00::1', '::ffff:10.0.0.1', '2002:7f00:1::', '::7f00:1', '::a00:1', '100::1', '2001:2::1', 'not-an-ip']) {
       expect(isPublicAddress(a)).toBe(false);
     }
   });

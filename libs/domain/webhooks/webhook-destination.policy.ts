@@ -23,15 +23,34 @@ export class BlockedDestinationError extends Error {
  */
 export function addressRange(address: string): string | undefined {
   if (!ipaddr.isValid(address)) return undefined;
-  return ipaddr.process(address).range();
+  const parsed = ipaddr.process(address);
+  const range = parsed.range();
+  if (range !== 'unicast' || parsed.kind() !== 'ipv6') return range;
+  // IPv6 ranges ipaddr.js files under plain unicast but that are not public: named here explicitly.
+  const extra = EXTRA_IPV6_RANGES.find(([net]) => (parsed as ipaddr.IPv6).match(net));
+  return extra ? extra[1] : range;
 }
+
+/**
+ * `::/96` holds the deprecated IPv4-compatible addresses (`::7f00:1` is 127.0.0.1); the others are
+ * special-purpose blocks (IANA IPv6 special registry) a webhook has no business reaching.
+ */
+const EXTRA_IPV6_RANGES: Array<[[ipaddr.IPv6, number], string]> = (
+  [
+    ['::/96', 'ipv4Compatible'],
+    ['64:ff9b:1::/48', 'localNat64'],
+    ['100::/64', 'discardOnly'],
+    ['2001::/23', 'ietfProtocolAssignments'],
+    ['fec0::/10', 'siteLocal'],
+  ] as const
+).map(([cidr, name]) => [ipaddr.IPv6.parseCIDR(cidr), name]);
 
 export function isPublicAddress(address: string): boolean {
   return addressRange(address) === 'unicast';
 }
 
 /** Host of a URL without IPv6 brackets (`[::1]` → `::1`). */
-const bareHost = (url: URL): string => url.hostname.replace(/^\[(.*)\]$/, '$1');
+const bareHost = (url: URL): string => url.hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
 
 /**
  * What can be decided from the URL alone: `localhost` names and literal non-public IPs. (The WHATWG
