@@ -164,6 +164,28 @@ describe('request edge: the wire claims, the token proves', () => {
     expect(res.body.error).toBe('validation_failed');
   });
 
+  it('answers JSON nested deeper than the limit with 400 json_too_deep, even on the anonymous login, never a 500', async () => {
+    const deep = `{"email":${'['.repeat(2000)}${']'.repeat(2000)},"password":"x"}`;
+    const res = await t.http().post('/auth/login').set('X-Tenant', acme.slug).set('content-type', 'application/json').send(deep).expect(400);
+    expect(res.body).toEqual({ statusCode: 400, error: 'json_too_deep', message: expect.stringMatching(/deeper than 32/) });
+    // Nesting within the limit still reaches validation.
+    const shallow = `{"email":${'['.repeat(20)}${']'.repeat(20)},"password":"x"}`;
+    const ok = await t.http().post('/auth/login').set('X-Tenant', acme.slug).set('content-type', 'application/json').send(shallow).expect(400);
+    expect(ok.body.error).toBe('validation_failed');
+  });
+
+  it.each([
+    ['a value', '{"name":"\\ud800"}'],
+    ['a lone low surrogate', '{"name":"a\\udfffb"}'],
+    ['a key', '{"\\ud800":"x","name":"fine"}'],
+  ])('refuses a string that is not well-formed Unicode in %s with 400 invalid_unicode and stores nothing', async (_where, body) => {
+    const before = await t.http().get('/projects?limit=100').set('X-Tenant', acme.slug).set(auth(acme)).expect(200);
+    const res = await t.http().post('/projects').set('X-Tenant', acme.slug).set(auth(acme)).set('content-type', 'application/json').send(body).expect(400);
+    expect(res.body.error).toBe('invalid_unicode');
+    const after = await t.http().get('/projects?limit=100').set('X-Tenant', acme.slug).set(auth(acme)).expect(200);
+    expect(after.body.items).toHaveLength(before.body.items.length);
+  });
+
   it('answers malformed JSON with 400 invalid_json', async () => {
     const res = await t
       .http()

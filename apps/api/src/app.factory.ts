@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { ModuleMetadata } from '@nestjs/common';
-import type { StrataConfig } from '#strata/common';
+import { strictJsonReviver, type StrataConfig } from '#strata/common';
 import { tenantPathPrefixMiddleware } from '#strata/tenancy/platform';
 import { StrataLogger } from '#strata/observability';
 import { AppModule } from './app.module';
@@ -24,7 +24,8 @@ export async function createApp(config?: StrataConfig, opts: CreateAppOptions = 
   app.disable('x-powered-by');
   // Before Nest's router: /t/{slug}/projects is served by the /projects route.
   app.use(tenantPathPrefixMiddleware);
-  app.useBodyParser('json', { limit: '256kb' });
+  // The reviver refuses lone surrogates and deep nesting before any DTO code runs (400, not 500).
+  app.useBodyParser('json', { limit: '256kb', reviver: strictJsonReviver });
   app.enableShutdownHooks();
   return app;
 }

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { QueryFailedError } from 'typeorm';
 import { ApiException, type ApiErrorBody } from './api.exception';
+import { JsonBodyShapeError } from './json-body.reviver';
 
 const STATUS_CODES: Record<number, string> = {
   400: 'bad_request',
@@ -46,6 +47,9 @@ export class HttpErrorFilter implements ExceptionFilter {
   }
 
   private toBody(exception: unknown): [ApiErrorBody, Record<string, string>] {
+    // The body parser's reviver refused the body; Nest hands it on as the cause of a 400.
+    const shape = exception instanceof JsonBodyShapeError ? exception : (exception as { cause?: unknown } | undefined)?.cause;
+    if (shape instanceof JsonBodyShapeError) return [{ statusCode: 400, error: shape.code, message: shape.message }, {}];
     if (exception instanceof ApiException) {
       return [exception.getResponse() as ApiErrorBody, exception.headers];
     }

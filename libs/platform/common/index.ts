@@ -11,6 +11,7 @@ export {
   unavailable,
 } from './api.exception';
 export { HttpErrorFilter } from './http-error.filter';
+export { strictJsonReviver, MAX_JSON_DEPTH } from './json-body.reviver';
 export { createValidationPipe, UuidPipe } from './validation';
 export {
   PageQuery,
