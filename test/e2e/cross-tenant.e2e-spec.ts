@@ -1,5 +1,6 @@
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
+import { DOMAIN_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
 
 interface Owned {
   tenant: OnboardedTenant;
@@ -32,17 +33,7 @@ describe('cross-tenant isolation over HTTP on every tier pair', () => {
   }, 60_000);
   afterAll(() => t.close());
 
-  const routes: Array<ForeignRoute<Owned>> = [
-    ['GET /projects/:id', (o) => ['get', `/projects/${o.projectId}`]],
-    ['PATCH /projects/:id', (o) => ['patch', `/projects/${o.projectId}`, { name: 'hijacked' }]],
-    ['DELETE /projects/:id', (o) => ['delete', `/projects/${o.projectId}`]],
-    ['GET /projects/:id/tasks', (o) => ['get', `/projects/${o.projectId}/tasks`]],
-    ['POST /projects/:id/tasks', (o) => ['post', `/projects/${o.projectId}/tasks`, { title: 'planted' }]],
-    ['GET /tasks/:id', (o) => ['get', `/tasks/${o.taskId}`]],
-    ['PATCH /tasks/:id', (o) => ['patch', `/tasks/${o.taskId}`, { title: 'hijacked' }]],
-    ['DELETE /tasks/:id', (o) => ['delete', `/tasks/${o.taskId}`]],
-    ['GET /invoices/:id', (o) => ['get', `/invoices/${o.invoiceId}`]],
-  ];
+  const routes: Array<ForeignRoute<Owned>> = DOMAIN_FOREIGN_ROUTES;
 
   it("answers 404 to every route given another tenant's ids, on all 9 tier pairs", async () => {
     const { pairs, checked, failures } = await probeForeignIds(t, owned, routes);

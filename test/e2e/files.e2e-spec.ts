@@ -8,6 +8,7 @@ import type { Response } from 'supertest';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 
 import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
+import { FILE_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MISSING = '00000000-0000-4000-8000-000000000000';
 // Small, so the 413 case sends little; the rest of the suite stays under it.
@@ -211,12 +212,7 @@ describe('files over HTTP (local driver)', () => {
   });
 
   describe('across tenants', () => {
-    const routes: Array<ForeignRoute<{ fileId: string }>> = [
-      ['GET /files/:id', (v) => ['get', `/files/${v.fileId}`]],
-      ['GET /files/:id/content', (v) => ['get', `/files/${v.fileId}/content`]],
-      ['GET /files/:id/url', (v) => ['get', `/files/${v.fileId}/url`]],
-      ['DELETE /files/:id', (v) => ['delete', `/files/${v.fileId}`]],
-    ];
+    const routes: Array<ForeignRoute<{ fileId: string }>> = FILE_FOREIGN_ROUTES;
 
     it("answers 404 file_not_found to every route given another tenant's file id, on all 9 tier pairs", async () => {
       const { pairs, checked, failures } = await probeForeignIds(t, owned, routes, 'file_not_found');

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { as, probeForeignIds } from '../support/cross-tenant';
+import { WEBHOOK_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
 
 const ENDPOINT_KEYS = ['createdAt', 'events', 'id', 'url'];
 
@@ -129,11 +130,7 @@ describe('webhook endpoints: cross-tenant isolation on every tier pair', () => {
     const { pairs, checked, failures } = await probeForeignIds(
       t,
       owned,
-      [
-        ['GET /webhooks/:id', (v) => ['get', `/webhooks/${v.endpointId}`]],
-        ['GET /webhooks/:id/deliveries', (v) => ['get', `/webhooks/${v.endpointId}/deliveries`]],
-        ['DELETE /webhooks/:id', (v) => ['delete', `/webhooks/${v.endpointId}`]],
-      ],
+      WEBHOOK_FOREIGN_ROUTES,
       'webhook_not_found',
     );
     for (const caller of owned) {
