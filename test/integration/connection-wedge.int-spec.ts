@@ -1,7 +1,10 @@
 import type { EntityManager } from 'typeorm';
 import { Project } from '#strata/projects';
-import { ReadUnitTransactionError, TransactionRolledBackError } from '#strata/tenancy/platform';
-import { createTenancyFixture, rejectionOf, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
+import { Client } from 'pg';
+import { ensureAppRole, ROLE_BACKSTOPS } from '#strata/migrator';
+import { ReadUnitTransactionError, TenantUnavailableError, TransactionRolledBackError } from '#strata/tenancy/platform';
+import { adminUrl } from '../support/test-env';
+import { createTenancyFixture, deferred, rejectionOf, sleep, type TenancyFixture, type TestTenant } from '../support/tenancy-fixture';
 
 jest.setTimeout(30_000);
 
@@ -99,5 +102,61 @@ describe('transaction control inside a read unit', () => {
       [fx.db.appRole],
     );
     expect(stuck[0].n).toBe(0);
+  });
+});
+
+describe('waiting for a data connection', () => {
+  let fx: TenancyFixture;
+  const tenants: TestTenant[] = [];
+  beforeAll(async () => {
+    fx = await createTenancyFixture({ dataPoolMax: 1, dataAcquireTimeoutMs: 300 });
+    for (const tier of ['pool', 'bridge'] as const) tenants.push(await fx.onboard(tier, `acq-${tier}`));
+  });
+  afterAll(async () => {
+    await fx?.close();
+  });
+
+  it('gives up after DATA_ACQUIRE_TIMEOUT_MS with 503 tenant_unavailable and Retry-After, and serves again once a connection is free', async () => {
+    const [a, b] = tenants;
+    const hold = deferred();
+    const holding = fx.inTenant(a, async (em) => {
+      await em.query('SELECT 1');
+      await hold.promise;
+    });
+    await sleep(50);
+    const started = Date.now();
+    const err = await rejectionOf(fx.readInTenant(b, (em) => em.query('SELECT 1')));
+    expect(err).toBeInstanceOf(TenantUnavailableError);
+    expect((err as unknown as TenantUnavailableError).getStatus()).toBe(503);
+    expect((err as unknown as TenantUnavailableError).headers).toEqual({ 'Retry-After': '1' });
+    expect(Date.now() - started).toBeLessThan(3000);
+    hold.resolve();
+    await holding;
+    await fx.readInTenant(b, (em) => em.query('SELECT 1'));
+  });
+});
+
+describe('server-side backstops of the app role', () => {
+  it('are set on the role at bootstrap, and an operator\'s own value survives the next bootstrap', async () => {
+    const role = `strata_bs_${Math.random().toString(16).slice(2, 10)}`;
+    const admin = new Client({ connectionString: adminUrl() });
+    await admin.connect();
+    const settings = async () =>
+      (
+        await admin.query<{ c: string[] }>(
+          `SELECT s.setconfig AS c FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = $1 AND s.setdatabase = 0`,
+          [role],
+        )
+      ).rows[0]?.c ?? [];
+    try {
+      await ensureAppRole(admin, role);
+      expect((await settings()).sort()).toEqual(ROLE_BACKSTOPS.map(([k, v]) => `${k}=${v}`).sort());
+      await admin.query(`ALTER ROLE ${role} SET statement_timeout = '5min'`);
+      await ensureAppRole(admin, role);
+      expect(await settings()).toContain('statement_timeout=5min');
+    } finally {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.end();
+    }
   });
 });

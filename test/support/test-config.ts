@@ -20,6 +20,7 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
     registryCacheTtlMs: 200,
     dataPoolMax: 10,
+    dataAcquireTimeoutMs: 5000,
     bridgeConnMaxUses: 5000,
     bridgeConnMaxLifetimeSeconds: 300,
     tenantSetupPrepared: true,

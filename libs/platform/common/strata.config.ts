@@ -20,6 +20,8 @@ export interface StrataConfig {
   redisUrl: string | undefined;
   registryCacheTtlMs: number;
   dataPoolMax: number;
+  /** Longest a unit of work waits for a data connection before it answers 503 tenant_unavailable. */
+  dataAcquireTimeoutMs: number;
   bridgeConnMaxUses: number;
   bridgeConnMaxLifetimeSeconds: number;
   /**
@@ -108,6 +110,7 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     redisUrl: opt(env, 'REDIS_URL'),
     registryCacheTtlMs: int(env, 'REGISTRY_CACHE_TTL_MS', 5000, 0),
     dataPoolMax: int(env, 'DATA_POOL_MAX', 10, 1),
+    dataAcquireTimeoutMs: int(env, 'DATA_ACQUIRE_TIMEOUT_MS', 5000, 1),
     bridgeConnMaxUses: int(env, 'BRIDGE_CONN_MAX_USES', 5000, 0),
     bridgeConnMaxLifetimeSeconds: int(env, 'BRIDGE_CONN_MAX_LIFETIME_SECONDS', 300, 0),
     tenantSetupPrepared: bool(env, 'TENANT_SETUP_PREPARED', true),

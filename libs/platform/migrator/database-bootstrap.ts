@@ -73,7 +73,30 @@ export async function ensureAppRole(client: Client, role: string, password?: str
       ELSE
         ALTER ROLE ${ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE ${pw};
       END IF;
-    END $$; COMMIT`);
+    END $$;
+    ${ROLE_BACKSTOPS.map(([name, value]) => backstopSql(role, name, value)).join('\n')}
+    COMMIT`);
+}
+
+/**
+ * Server-side backstops on the app and control roles: whatever a bug or a stuck client does, no
+ * statement runs, waits for a lock, or sits in an open transaction forever on a shared server. Set
+ * only where the role has no value yet, so an operator's `ALTER ROLE … SET` stays.
+ */
+export const ROLE_BACKSTOPS: ReadonlyArray<[name: string, value: string]> = [
+  ['statement_timeout', '60s'],
+  ['lock_timeout', '10s'],
+  ['idle_in_transaction_session_timeout', '30s'],
+];
+
+function backstopSql(role: string, name: string, value: string): string {
+  return `DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+                      WHERE r.rolname = ${escapeLiteral(role)} AND s.setdatabase = 0
+                        AND EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE ${escapeLiteral(`${name}=%`)})) THEN
+        ALTER ROLE ${escapeIdentifier(role)} SET ${name} = ${escapeLiteral(value)};
+      END IF;
+    END $$;`;
 }
 
 async function seedDefaultPools(client: Client, ownerUrl: string): Promise<void> {

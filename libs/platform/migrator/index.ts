@@ -7,7 +7,7 @@ export {
   type MigrateTarget,
   type AppliedMigration,
 } from './schema-migrator';
-export { bootstrapDatabase, bootstrapOptionsFrom, ensureAppRole, CONTROL_SCHEMA, SHARED_SCHEMA, type DatabaseBootstrapOptions } from './database-bootstrap';
+export { bootstrapDatabase, bootstrapOptionsFrom, ensureAppRole, ROLE_BACKSTOPS, CONTROL_SCHEMA, SHARED_SCHEMA, type DatabaseBootstrapOptions } from './database-bootstrap';
 export { listFleetTargets, serverOf, type FleetTarget, type TargetKind } from './fleet.targets';
 export { runFleet, type FleetRunOptions, type FleetReport, type TargetResult, type TargetStatus, type FleetMode } from './fleet-migration.runner';
 export { checkFleetGuardrails, checkSchemas, checkAppRole, type GuardrailViolation, type FleetCheckOptions } from './rls-guardrails';

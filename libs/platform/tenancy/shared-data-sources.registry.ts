@@ -25,6 +25,7 @@ export class SharedDataSources implements OnApplicationShutdown {
           max: Math.min(pool.maxConnections, this.config.dataPoolMax),
           maxUses: this.config.bridgeConnMaxUses,
           maxLifetimeSeconds: this.config.bridgeConnMaxLifetimeSeconds,
+          acquireTimeoutMillis: this.config.dataAcquireTimeoutMs,
         },
         'strata-shared',
         { tenantSetupPrepared: this.config.tenantSetupPrepared, placementFence: this.config.placementFence },

@@ -284,7 +284,7 @@ export function siloOpenerFactory(config: StrataConfig): SiloDataSourceOpener {
     createTenantDataSource(
       address,
       { user: config.appDbUser, password: config.appDbPassword },
-      { max, idleTimeoutMillis: config.siloIdleMs },
+      { max, idleTimeoutMillis: config.siloIdleMs, acquireTimeoutMillis: config.dataAcquireTimeoutMs },
       'strata-silo',
       { tenantSetupPrepared: config.tenantSetupPrepared, placementFence: config.placementFence },
     );

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { ApiException, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantRegistry } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
@@ -79,6 +79,26 @@ async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: Tenan
     return;
   }
   await qr.release();
+}
+
+/** No data connection within DATA_ACQUIRE_TIMEOUT_MS (the pool is full, or the server does not answer): retry shortly. */
+export class TenantUnavailableError extends ApiException {
+  constructor() {
+    super(503, 'tenant_unavailable', 'no database connection for this tenant became free in time; retry shortly', { 'Retry-After': '1' });
+    this.name = 'TenantUnavailableError';
+  }
+}
+
+/** qr.connect(), with pg-pool's acquire timeout answered as a 503 rather than a 500. */
+async function acquire(qr: QueryRunner | OpenableQueryRunner): Promise<unknown> {
+  try {
+    return await (qr as QueryRunner).connect();
+  } catch (err) {
+    if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(String((err as Error)?.message))) {
+      throw new TenantUnavailableError();
+    }
+    throw err;
+  }
 }
 
 /** COMMIT answered ROLLBACK: a statement of the unit failed and the work went on; nothing was stored. */
@@ -186,7 +206,7 @@ export class TenantConnectionManager {
       const qr = lease.dataSource.createQueryRunner('master');
       let client: TenantPgClient | undefined;
       try {
-        const connected: unknown = await qr.connect();
+        const connected: unknown = await acquire(qr);
         if (!(connected instanceof TenantPgClient)) {
           throw new Error('tenant DataSources must use TenantPgClient (createTenantDataSource sets it)');
         }
@@ -321,7 +341,7 @@ export class TenantConnectionManager {
     afterCommit: Array<() => Promise<void> | void>,
   ): Promise<T> {
     const qr = ds.createQueryRunner('master') as unknown as OpenableQueryRunner;
-    const client = (await qr.connect()) as PoolClient;
+    const client = (await acquire(qr)) as PoolClient;
     let broken: unknown;
     // Corked until the event loop turns: the setup and the unit's first statement leave in one
     // socket write (the bench measured separate writes at ~150 µs of CPU per request here).

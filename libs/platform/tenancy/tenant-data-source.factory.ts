@@ -14,6 +14,8 @@ export interface DataSourceLimits {
   maxUses?: number;
   maxLifetimeSeconds?: number;
   idleTimeoutMillis?: number;
+  /** Longest a unit waits for a connection (pool full, server slow to accept) before it fails with 503. */
+  acquireTimeoutMillis?: number;
 }
 
 export interface DataSourceDriverOptions {
@@ -58,6 +60,8 @@ export async function createTenantDataSource(
       maxUses: limits.maxUses || undefined,
       maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
       idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,
+      // pg-pool bounds both the wait for a pooled connection and a new connection's handshake with it.
+      connectionTimeoutMillis: limits.acquireTimeoutMillis ?? 5000,
     },
   });
   return ds.initialize();

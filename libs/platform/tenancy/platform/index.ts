@@ -2,7 +2,7 @@
 // request edge's wire rules, for platform libs (auth, jobs, admin, health, migrator, moves) and apps.
 // Domain libs use ../index.ts only (checked by dependency-cruiser).
 export * from '../index';
-export { tenantSetupSql, TransactionRolledBackError } from '../tenant-connection.manager';
+export { tenantSetupSql, TransactionRolledBackError, TenantUnavailableError } from '../tenant-connection.manager';
 // The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
 export { ENTER_READ_SQL, ENTER_READ_STATEMENT, ReadUnitTransactionError } from '../tenant-pg.client';
 export { placementOf, SYSTEM_TENANT, SYSTEM_TENANT_ID } from '../tenant.types';
