@@ -11,7 +11,7 @@
  *
  *   npm run bench -- [--duration 2] [--connections 32] [--rounds 6] [--warmup 1] [--fence both] [--quick] [--breakdown]
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { isDeepStrictEqual } from 'node:util';
 import type { Tier } from '#strata/control-plane';
 import { runAutocannon, type AutocannonResult } from './autocannon';
+import { call, forkApiChild } from './api-child';
 import { BenchDatabase } from './bench-database';
 import { CpuMeter, type CpuUsagePerRequest } from './cpu-meter';
 import type { BenchServerReady } from './bench-server';
@@ -156,27 +157,16 @@ async function startServer(db: BenchDatabase, breakdown: boolean, variant: Varia
   delete env.PLACEMENT_FENCE;
   if (variant === 'off') env.PLACEMENT_FENCE = 'false';
 
-  const child = fork(join(__dirname, 'bench-server.js'), [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ready = await new Promise<BenchServerReady>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('bench server did not report ready within 60 s')), 60_000);
-    child.once('message', (msg: BenchServerReady) => {
-      clearTimeout(timer);
-      if (msg?.type === 'ready') resolve(msg);
-      else reject(new Error(`unexpected message from bench server: ${JSON.stringify(msg)}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`bench server exited before it was ready (code ${code}, signal ${signal})`));
-    });
-  });
+  const api = await forkApiChild<BenchServerReady>(join(__dirname, 'bench-server.js'), env, ['ignore', 'inherit', 'inherit', 'ipc'], 'bench server');
+  const { child, ready } = api;
 
   if (ready.placementFence !== (variant === 'on')) {
     child.kill('SIGKILL');
     throw new Error(`the fence-${variant} API child loaded placementFence = ${ready.placementFence}`);
   }
 
-  let stopping: Promise<void> | undefined;
   return {
+    ...api,
     variant,
     profile(action, file) {
       return new Promise<void>((resolve) => {
@@ -190,53 +180,11 @@ async function startServer(db: BenchDatabase, breakdown: boolean, variant: Varia
         child.send({ type: 'cpu-profile', action, file });
       });
     },
-    child,
-    ready,
-    base: `http://127.0.0.1:${ready.port}`,
-    stop() {
-      stopping ??= new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        if (child.connected) child.send({ type: 'shutdown' });
-        else child.kill('SIGTERM');
-      });
-      return stopping;
-    },
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // talking to the API
-
-interface CallOptions {
-  token?: string;
-  tenant?: string;
-  headers?: Record<string, string>;
-  body?: unknown;
-  expect?: number;
-}
-
-async function call<T = any>(base: string, method: string, path: string, opts: CallOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  if (opts.tenant) headers['x-tenant'] = opts.tenant;
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-  });
-  const text = await res.text();
-  const expect = opts.expect ?? (method === 'POST' ? 201 : 200);
-  if (res.status !== expect) {
-    throw new Error(`${method} ${path} answered ${res.status} (expected ${expect}): ${text.slice(0, 500)}`);
-  }
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 interface BenchTenant {
   tier: Tier;

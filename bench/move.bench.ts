@@ -11,7 +11,7 @@
  * Exits 1 when an acknowledged write is missing or doubled in the tenant's home, or a move does
  * not finish; missing a time target is printed (✗), not fatal.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { BenchDatabase } from './bench-database';
 import { CpuMeter, type CpuUsagePerRequest } from './cpu-meter';
 import type { MoveServerReady } from './move-server';
 import { clock, latency, ok, OpenLoop, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
+import { call, forkApiChild, type ApiChild } from './api-child';
 
 const TARGET_PAUSE_MS = 50;
 const TARGET_TOTAL_MS = 10_000;
@@ -145,12 +146,7 @@ async function asTenantOwner<T>(home: Home, tenantId: string, fn: (c: Client) =>
 // ---------------------------------------------------------------------------------------------
 // the API child
 
-interface Server {
-  child: ChildProcess;
-  base: string;
-  ready: MoveServerReady;
-  stop(): Promise<void>;
-}
+type Server = ApiChild<MoveServerReady>;
 
 async function startServer(db: BenchDatabase, logFd: number): Promise<Server> {
   const env: NodeJS.ProcessEnv = {
@@ -183,66 +179,12 @@ async function startServer(db: BenchDatabase, logFd: number): Promise<Server> {
   ]) {
     delete env[k];
   }
-  const child = fork(join(__dirname, 'move-server.js'), [], { env, stdio: ['ignore', logFd, logFd, 'ipc'] });
-  const ready = await new Promise<MoveServerReady>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the API child did not report ready within 60 s')), 60_000);
-    child.once('message', (msg: MoveServerReady) => {
-      clearTimeout(timer);
-      if (msg?.type === 'ready') resolve(msg);
-      else reject(new Error(`unexpected message from the API child: ${JSON.stringify(msg)}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the API child exited before it was ready (code ${code}, signal ${signal}); see its log`));
-    });
-  });
-  let stopping: Promise<void> | undefined;
-  return {
-    child,
-    ready,
-    base: `http://127.0.0.1:${ready.port}`,
-    stop() {
-      stopping ??= new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        if (child.connected) child.send({ type: 'shutdown' });
-        else child.kill('SIGTERM');
-      });
-      return stopping;
-    },
-  };
+  return forkApiChild<MoveServerReady>(join(__dirname, 'move-server.js'), env, ['ignore', logFd, logFd, 'ipc']);
 }
 
 // ---------------------------------------------------------------------------------------------
 // talking to the API (setup and the admin API)
 
-interface CallOptions {
-  token?: string;
-  tenant?: string;
-  body?: unknown;
-  expect?: number;
-}
-
-async function call<T = any>(base: string, method: string, path: string, opts: CallOptions = {}): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  if (opts.tenant) headers['x-tenant'] = opts.tenant;
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers,
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  const expect = opts.expect ?? (method === 'POST' ? 201 : 200);
-  if (res.status !== expect) throw new Error(`${method} ${path} answered ${res.status} (expected ${expect}): ${text.slice(0, 500)}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 interface BenchTenant {
   name: string;

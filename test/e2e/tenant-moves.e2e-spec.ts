@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Tier } from '#strata/control-plane';
 import { createApp } from '../../apps/api/src/app.factory';
 import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
+import { DOMAIN_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
 import {
   BackgroundTraffic,
   callApi,
@@ -114,17 +115,7 @@ describe('online tenant moves (one API instance with its executor)', () => {
       moved.tenant = { ...moved.tenant, tier: 'silo' };
     });
 
-    const routes: Array<ForeignRoute<Owned>> = [
-      ['GET /projects/:id', (o) => ['get', `/projects/${o.projectId}`]],
-      ['PATCH /projects/:id', (o) => ['patch', `/projects/${o.projectId}`, { name: 'hijacked' }]],
-      ['DELETE /projects/:id', (o) => ['delete', `/projects/${o.projectId}`]],
-      ['GET /projects/:id/tasks', (o) => ['get', `/projects/${o.projectId}/tasks`]],
-      ['POST /projects/:id/tasks', (o) => ['post', `/projects/${o.projectId}/tasks`, { title: 'planted' }]],
-      ['GET /tasks/:id', (o) => ['get', `/tasks/${o.taskId}`]],
-      ['PATCH /tasks/:id', (o) => ['patch', `/tasks/${o.taskId}`, { title: 'hijacked' }]],
-      ['DELETE /tasks/:id', (o) => ['delete', `/tasks/${o.taskId}`]],
-      ['GET /invoices/:id', (o) => ['get', `/invoices/${o.invoiceId}`]],
-    ];
+    const routes: Array<ForeignRoute<Owned>> = DOMAIN_FOREIGN_ROUTES;
 
     it("answers 404 to a tenant moved from pool to silo given another tenant's ids, and to the others given its ids", async () => {
       const { pairs, checked, failures } = await probeForeignIds(t, owned, routes);
