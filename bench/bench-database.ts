@@ -85,12 +85,13 @@ export class BenchDatabase {
   }
 }
 
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
+/** One short-lived connection for a bench's setup or checks (not measured), always closed. */
+export async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
   const c = new Client({ connectionString: url, application_name: 'strata-bench-setup' });
   await c.connect();
   try {
     return await fn(c);
   } finally {
-    await c.end();
+    await c.end().catch(() => undefined);
   }
 }

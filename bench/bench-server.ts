@@ -1,13 +1,12 @@
 import 'reflect-metadata';
-import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { Type } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
-import { JwtService } from '#strata/auth';
 import { createApp } from '../apps/api/src/app.factory';
 import { BaselineController } from './baseline.controller';
 import { TenantTxController } from './tenant-tx.controller';
+import { serveAsApiChild } from './api-child.server';
 
 /**
  * The API under test, in its own process so the load generator does not share its event loop.
@@ -25,24 +24,11 @@ export interface BenchServerReady {
 }
 
 async function main(): Promise<void> {
-  if (!process.send) throw new Error('bench-server must be forked with an IPC channel (run http-tenancy.bench.js)');
   const config = loadStrataConfig(process.env);
   const controllers: Type[] = [BaselineController];
   // Diagnostic only (--breakdown): the tenant transaction without the auth guard.
   if (process.env.STRATA_BENCH_BREAKDOWN === '1') controllers.push(TenantTxController);
   const app = await createApp(config, { logger: false, extra: { controllers } });
-  await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer().address() as AddressInfo).port;
-  const adminToken = await app.get(JwtService).signPlatformToken('bench-operator', 6 * 3600);
-
-  let closing: Promise<void> | undefined;
-  const shutdown = (code: number) => {
-    closing ??= app
-      .close()
-      .catch((err) => console.error('bench-server: close failed', err))
-      .finally(() => process.exit(code));
-    return closing;
-  };
   // Diagnostics (--cpu-prof): the parent brackets each measured run with start/stop, so a profile
   // holds one scenario's requests and nothing of setup or warm-up.
   let profiler: Session | undefined;
@@ -61,12 +47,11 @@ async function main(): Promise<void> {
     }
     process.send?.({ type: 'cpu-profile', action: msg.action });
   };
-  process.on('message', (msg: { type?: string; action?: 'start' | 'stop'; file?: string }) => {
-    if (msg?.type === 'shutdown') void shutdown(0);
-    if (msg?.type === 'cpu-profile' && msg.action) void profile({ action: msg.action, file: msg.file });
+  const { port, adminToken } = await serveAsApiChild(app, 'bench-server', (msg) => {
+    if (msg.type === 'cpu-profile' && (msg.action === 'start' || msg.action === 'stop')) {
+      void profile({ action: msg.action, file: typeof msg.file === 'string' ? msg.file : undefined });
+    }
   });
-  // The parent died or dropped the channel: never linger holding connections to a database it will drop.
-  process.on('disconnect', () => void shutdown(0));
 
   const ready: BenchServerReady = {
     type: 'ready',
@@ -80,7 +65,7 @@ async function main(): Promise<void> {
     },
     placementFence: config.placementFence,
   };
-  process.send(ready);
+  process.send!(ready);
 }
 
 main().catch((err) => {

@@ -20,7 +20,8 @@ export interface CpuUsagePerRequest {
   otherBusyPct: number | null;
 }
 
-let tickUs = 10_000;
+/** µs per clock tick of /proc's CPU counters. */
+export let tickUs = 10_000;
 try {
   tickUs = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 } catch {
@@ -28,7 +29,7 @@ try {
 }
 
 /** utime + stime of a process, in clock ticks; null when it is gone, not `comm`, or /proc is missing. */
-function procTicks(pid: number, comm?: string): number | null {
+export function procTicks(pid: number, comm?: string): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (comm && stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== comm) return null;
@@ -40,7 +41,7 @@ function procTicks(pid: number, comm?: string): number | null {
   }
 }
 
-function machineTicks(): { busy: number; total: number } | null {
+export function machineTicks(): { busy: number; total: number } | null {
   try {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);

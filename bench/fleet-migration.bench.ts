@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
 import { tierRules } from '#strata/tenancy/platform';
 import { loadMigrations, runFleet, type SqlMigration } from '#strata/migrator';
-import { BenchDatabase } from './bench-database';
+import { BenchDatabase, withClient } from './bench-database';
 import type { StepStat, WorkerDone, WorkerGo, WorkerMessage } from './fleet-migration.worker';
 
 const TARGET_SECONDS = 60;
@@ -143,15 +143,6 @@ function withDatabase(url: string, database: string, server?: { host: string; po
   return u.toString();
 }
 
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: url, application_name: 'strata-bench-setup' });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 /** Runs fn over items with at most `width` at once; the first error stops taking new items and is rethrown. */
 async function inParallel<T>(items: T[], width: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
-import type { AddressInfo } from 'node:net';
 import { loadStrataConfig } from '#strata/common';
-import { JwtService } from '#strata/auth';
 import { createApp } from '../apps/api/src/app.factory';
+import { serveAsApiChild } from './api-child.server';
 
 /**
  * The API under test for `npm run bench:move`: the app exactly as `npm start` builds it (no bench
@@ -26,26 +25,9 @@ export interface MoveServerReady {
 }
 
 async function main(): Promise<void> {
-  if (!process.send) throw new Error('move-server must be forked with an IPC channel (run move.bench.js)');
   const config = loadStrataConfig(process.env);
   const app = await createApp(config, { logger: false });
-  await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer().address() as AddressInfo).port;
-  const adminToken = await app.get(JwtService).signPlatformToken('bench-operator', 6 * 3600);
-
-  let closing: Promise<void> | undefined;
-  const shutdown = (code: number) => {
-    closing ??= app
-      .close()
-      .catch((err) => console.error('move-server: close failed', err))
-      .finally(() => process.exit(code));
-    return closing;
-  };
-  process.on('message', (msg: { type?: string }) => {
-    if (msg?.type === 'shutdown') void shutdown(0);
-  });
-  // The parent died or dropped the channel: never linger holding connections to a database it will drop.
-  process.on('disconnect', () => void shutdown(0));
+  const { port, adminToken } = await serveAsApiChild(app, 'move-server');
 
   const ready: MoveServerReady = {
     type: 'ready',
@@ -61,7 +43,7 @@ async function main(): Promise<void> {
       registryCacheTtlMs: config.registryCacheTtlMs,
     },
   };
-  process.send(ready);
+  process.send!(ready);
 }
 
 main().catch((err) => {

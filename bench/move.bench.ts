@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import type { Tier } from '#strata/control-plane';
-import { BenchDatabase } from './bench-database';
-import { CpuMeter, type CpuUsagePerRequest } from './cpu-meter';
+import { BenchDatabase, withClient } from './bench-database';
+import { CpuMeter, machineTicks, procTicks, tickUs, type CpuUsagePerRequest } from './cpu-meter';
 import type { MoveServerReady } from './move-server';
 import { clock, latency, ok, OpenLoop, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
 import { call, forkApiChild, type ApiChild } from './api-child';
@@ -117,15 +117,6 @@ function urlFor(adminUrl: string, host: string, port: number, database: string):
   return u.toString();
 }
 
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: url, application_name: 'strata-bench-move' });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 /** Runs fn in a transaction entered as the tenant (search_path + app.tenant_id), as the owner. */
 async function asTenantOwner<T>(home: Home, tenantId: string, fn: (c: Client) => Promise<T>): Promise<T> {
@@ -450,34 +441,6 @@ async function checkAcks(home: Home, tenantId: string, acks: Ack[], failed: Samp
 // ---------------------------------------------------------------------------------------------
 // CPU by phase
 
-let tickMs = 10;
-try {
-  tickMs = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
-} catch {
-  // keep 100 Hz
-}
-
-/** utime + stime of a process in clock ticks; null when it is gone, is not `comm`, or there is no /proc. */
-function procTicks(pid: number, comm?: string): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (comm && stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== comm) return null;
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return null;
-  }
-}
-
-function machineTicks(): { busy: number; total: number } | null {
-  try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - cpu[3] - (cpu[4] ?? 0), total };
-  } catch {
-    return null;
-  }
-}
 
 interface PhaseCpuFigures {
   /** Wall time the samples covered. */
@@ -548,8 +511,8 @@ class PhaseCpu {
     const cores = cpus().length;
     return {
       ms: f.ms,
-      mover: this.moverSeen ? (f.mover * tickMs) / f.ms : null,
-      api: this.apiPid ? (f.api * tickMs) / f.ms : null,
+      mover: this.moverSeen ? (f.mover * tickUs) / 1000 / f.ms : null,
+      api: this.apiPid ? (f.api * tickUs) / 1000 / f.ms : null,
       machine: f.total > 0 ? (cores * f.busy) / f.total : null,
     };
   }
