@@ -52,6 +52,16 @@ export class TenantRegistry {
     for (const key of this.inflight.keys()) if (key.startsWith('member:') && key.endsWith(`:${tenant.id}`)) this.inflight.delete(key);
   }
 
+  /**
+   * Drops only the tenant's record (both keys), not its memberships: for re-reading a placement
+   * that a unit of work found stale, as often as every few ms during a move's cutover, without
+   * walking the membership cache each time.
+   */
+  forgetTenantRecord(tenant: { id: string; slug: string }): void {
+    this.forget(`slug:${tenant.slug}`);
+    this.forget(`id:${tenant.id}`);
+  }
+
   invalidateMembership(userId: string, tenantId: string): void {
     this.forget(`member:${userId}:${tenantId}`);
   }

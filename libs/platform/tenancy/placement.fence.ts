@@ -1,4 +1,4 @@
-import { ApiException } from '#strata/common';
+import { RetiredHomeError } from './tenancy.errors';
 
 /**
  * The placement fence, the app's side (the mover's side is libs/platform/moves). A tenant's old home is
@@ -21,21 +21,7 @@ export const FENCE_LOCK_CLASS = 1398035009; // 'STRA'
 /** SQLSTATE raised by strata_fence.refuse_retired(). */
 export const RETIRED_HOME_SQLSTATE = 'SR001';
 
-/** The unit landed on a home its tenant has left; TenantConnectionManager retries it on the new one. */
-export class RetiredHomeError extends Error {
-  constructor(readonly tenantId: string, readonly schema: string) {
-    super(`tenant ${tenantId} no longer lives in schema ${schema} of that database (it moved)`);
-    this.name = 'RetiredHomeError';
-  }
-}
 
-/** The tenant's home moved and the control plane did not show a newer placement in time: retry shortly. */
-export class TenantMovingError extends ApiException {
-  constructor() {
-    super(503, 'tenant_moving', 'this tenant is moving to another home; retry shortly', { 'Retry-After': '1' });
-    this.name = 'TenantMovingError';
-  }
-}
 
 export function isRetiredHome(err: unknown): boolean {
   if (err instanceof RetiredHomeError) return true;

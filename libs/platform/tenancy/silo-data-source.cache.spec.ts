@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { StrataConfig } from '#strata/common';
-import { SiloCapacityError, SiloDataSourceCache, type SiloDataSourceOpener } from './silo-data-source.cache';
+import { SiloDataSourceCache, type SiloDataSourceOpener } from './silo-data-source.cache';
+import { SiloCapacityError } from './tenancy.errors';
 
 // A fake DataSource that only tracks open/closed: the cache's bookkeeping is what is under test here;
 // real connections are covered by the integration suite.

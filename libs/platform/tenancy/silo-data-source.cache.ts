@@ -1,16 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { ApiException, STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import type { ServerAddress } from './tenant-data-source.factory';
 import { createTenantDataSource } from './tenant-data-source.factory';
+import { SiloCapacityError } from './tenancy.errors';
 
-/** Every silo connection slot is busy: a 503 the client may retry, not a 500. */
-export class SiloCapacityError extends ApiException {
-  constructor(cap: number) {
-    super(503, 'tenant_capacity', `all ${cap} silo connections are in use; retry shortly`, { 'Retry-After': '1' });
-    this.name = 'SiloCapacityError';
-  }
-}
 
 /** The parts of pg-pool the cache steers; `options.max` is read by pg-pool on every checkout. */
 interface PgPoolHandle {

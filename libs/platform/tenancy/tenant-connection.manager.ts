@@ -2,14 +2,15 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { ApiException, STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantRegistry } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import type { TierDriver, TierLease } from './tiers/tier.driver';
-import { ReadUnitTransactionError, TenantPgClient, type TenantReadScope } from './tenant-pg.client';
+import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
 import { placementOf, type TenantPlacement } from './tenant.types';
-import { FENCE_CHECK_SQL, FENCE_CHECK_STATEMENT, FENCE_LOCK_CLASS, isHomeGone, isRetiredHome, RetiredHomeError, TenantMovingError } from './placement.fence';
+import { FENCE_CHECK_SQL, FENCE_CHECK_STATEMENT, FENCE_LOCK_CLASS, isHomeGone, isRetiredHome } from './placement.fence';
+import { ReadUnitTransactionError, RetiredHomeError, TenantMovingError, TenantUnavailableError, TransactionRolledBackError } from './tenancy.errors';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
@@ -81,13 +82,6 @@ async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: Tenan
   await qr.release();
 }
 
-/** No data connection within DATA_ACQUIRE_TIMEOUT_MS (the pool is full, or the server does not answer): retry shortly. */
-export class TenantUnavailableError extends ApiException {
-  constructor() {
-    super(503, 'tenant_unavailable', 'no database connection for this tenant became free in time; retry shortly', { 'Retry-After': '1' });
-    this.name = 'TenantUnavailableError';
-  }
-}
 
 /** qr.connect(), with pg-pool's acquire timeout answered as a 503 rather than a 500. */
 async function acquire(qr: QueryRunner | OpenableQueryRunner): Promise<unknown> {
@@ -101,13 +95,6 @@ async function acquire(qr: QueryRunner | OpenableQueryRunner): Promise<unknown> 
   }
 }
 
-/** COMMIT answered ROLLBACK: a statement of the unit failed and the work went on; nothing was stored. */
-export class TransactionRolledBackError extends Error {
-  constructor() {
-    super('the tenant transaction was rolled back, not committed: a statement in it failed and the work went on (do not catch database errors inside transaction())');
-    this.name = 'TransactionRolledBackError';
-  }
-}
 
 // How long a unit that found its home retired waits for the control plane to show the new one.
 const MOVE_WAIT_MS = 5000;
@@ -255,7 +242,7 @@ export class TenantConnectionManager {
   private async movedAfter(tenant: TenantPlacement, err: unknown): Promise<TenantPlacement> {
     if (isRetiredHome(err)) return this.followMove(tenant);
     if (isHomeGone(err)) {
-      this.registry.invalidateTenant(tenant);
+      this.registry.forgetTenantRecord(tenant);
       const record = await this.registry.findById(tenant.id);
       if (record && record.status === 'active' && record.placementEpoch > tenant.placementEpoch) {
         const moved = placementOf(record);
@@ -274,7 +261,7 @@ export class TenantConnectionManager {
   private async followMove(stale: TenantPlacement): Promise<TenantPlacement> {
     const deadline = Date.now() + MOVE_WAIT_MS;
     for (;;) {
-      this.registry.invalidateTenant(stale);
+      this.registry.forgetTenantRecord(stale);
       const record = await this.registry.findById(stale.id);
       if (record && record.status === 'active' && record.placementEpoch > stale.placementEpoch) {
         const moved = placementOf(record);

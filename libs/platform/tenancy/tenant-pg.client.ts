@@ -1,6 +1,7 @@
 import { Client, Query, type QueryResult } from 'pg';
 import { serialize } from 'pg-protocol';
 import { RETIRED_HOME_SQLSTATE } from './placement.fence';
+import { ReadUnitTransactionError } from './tenancy.errors';
 
 /** Where a read unit's statements run: the tenant's schema and id, applied to each statement. */
 export interface TenantReadScope {
@@ -178,12 +179,6 @@ class TenantScopedQuery extends QueryBase {
  */
 const TRANSACTION_CONTROL = /^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION))\b/i;
 
-export class ReadUnitTransactionError extends Error {
-  constructor() {
-    super('a transaction was opened inside tenantConnectionManager.read() (save(), transaction() or a BEGIN): use transaction() for units that write');
-    this.name = 'ReadUnitTransactionError';
-  }
-}
 
 export class TenantPgClient extends Client implements SetupPreparation {
   private readScope: TenantReadScope | undefined = undefined;

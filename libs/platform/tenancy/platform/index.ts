@@ -2,9 +2,9 @@
 // request edge's wire rules, for platform libs (auth, jobs, admin, health, migrator, moves) and apps.
 // Domain libs use ../index.ts only (checked by dependency-cruiser).
 export * from '../index';
-export { tenantSetupSql, TransactionRolledBackError, TenantUnavailableError } from '../tenant-connection.manager';
+export { tenantSetupSql } from '../tenant-connection.manager';
 // The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
-export { ENTER_READ_SQL, ENTER_READ_STATEMENT, ReadUnitTransactionError } from '../tenant-pg.client';
+export { ENTER_READ_SQL, ENTER_READ_STATEMENT } from '../tenant-pg.client';
 export { placementOf, SYSTEM_TENANT, SYSTEM_TENANT_ID } from '../tenant.types';
 export type { ScopeInput } from '../tenant.context';
 export {
@@ -16,7 +16,7 @@ export {
   type WireSource,
 } from '../wire-tenant.resolver';
 export { SharedDataSources } from '../shared-data-sources.registry';
-export { SiloDataSourceCache, SiloCapacityError } from '../silo-data-source.cache';
+export { SiloDataSourceCache } from '../silo-data-source.cache';
 export { serverKey } from '../tenant-data-source.factory';
 export {
   SHARED_SCHEMA,
@@ -29,7 +29,7 @@ export {
   type TierDriver,
   type TierRules,
 } from '../tiers/tier.driver';
-export { TierDrivers, tierRules, PlacementResolver, TenantPlacementError, TenantMigratingError } from '../tiers/tier.drivers';
+export { TierDrivers, tierRules, PlacementResolver } from '../tiers/tier.drivers';
 export { OwnerConnections, ownerClient, type ServerDatabase } from '../tiers/owner.connections';
 export { tenantTablesOf, deleteTenantRows, quoteIdent, type TenantTable } from '../tiers/tenant-tables.catalog';
 export {
@@ -37,7 +37,16 @@ export {
   FENCE_CHECK_SQL,
   FENCE_CHECK_STATEMENT,
   RETIRED_HOME_SQLSTATE,
-  RetiredHomeError,
-  TenantMovingError,
   isRetiredHome,
 } from '../placement.fence';
+export {
+  TenancyErrorCode,
+  TenantPlacementError,
+  TenantMigratingError,
+  TenantMovingError,
+  TenantUnavailableError,
+  SiloCapacityError,
+  RetiredHomeError,
+  TransactionRolledBackError,
+  ReadUnitTransactionError,
+} from '../tenancy.errors';

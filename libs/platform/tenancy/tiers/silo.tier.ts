@@ -7,11 +7,11 @@ import { serverKey } from '../tenant-data-source.factory';
 import type { TenantPlacement } from '../tenant.types';
 import { OwnerConnections } from './owner.connections';
 import { RulesBackedDriver } from './tier.base';
+import { TenantPlacementError } from '../tenancy.errors';
 import {
   SHARED_SCHEMA,
   slugIdent,
   TENANT_HOME_MIGRATOR,
-  TenantPlacementError,
   type TenantHome,
   type TenantHomeMigrator,
   type TierDriver,

@@ -5,8 +5,6 @@ import type { TenantPlacement } from '../tenant.types';
 /** The schema every tenant table lives in on pool homes and inside silo databases. */
 export const SHARED_SCHEMA = 'shared';
 
-/** A tenant record that names no valid home (wrong pool kind, no database for a silo …): fails closed. */
-export class TenantPlacementError extends Error {}
 
 /** Slugs have no underscores, so `-` → `_` is injective: one identifier per slug. */
 export const slugIdent = (slug: string): string => slug.replace(/-/g, '_');

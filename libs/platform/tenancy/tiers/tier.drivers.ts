@@ -1,13 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ApiException } from '#strata/common';
 import { TenantRegistry, type PoolEntity, type Tier } from '#strata/control-plane';
 import type { TenantPlacement } from '../tenant.types';
 import { BRIDGE_RULES, BridgeTierDriver } from './bridge.tier';
 import { POOL_RULES, PoolTierDriver } from './pool.tier';
 import { SILO_RULES, SiloTierDriver } from './silo.tier';
-import { TENANT_SCHEMA_VERSION, TenantPlacementError, type TierDriver, type TierRules } from './tier.driver';
-
-export { TenantPlacementError };
+import { TENANT_SCHEMA_VERSION, type TierDriver, type TierRules } from './tier.driver';
+import { TenantMigratingError, TenantPlacementError } from '../tenancy.errors';
 
 const RULES: Record<Tier, TierRules> = { pool: POOL_RULES, bridge: BRIDGE_RULES, silo: SILO_RULES };
 
@@ -38,13 +36,6 @@ export class TierDrivers {
   }
 }
 
-/** The tenant's home is behind the release: answer 503 with Retry-After instead of failing queries. */
-export class TenantMigratingError extends ApiException {
-  constructor(readonly has: string, readonly needs: string) {
-    super(503, 'tenant_migrating', 'this tenant is being migrated; retry shortly', { 'Retry-After': '30' });
-    this.name = 'TenantMigratingError';
-  }
-}
 
 /**
  * Loads the tenant's pool, checks it serves the tenant's tier, and that the tenant's home has
