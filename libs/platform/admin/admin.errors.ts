@@ -9,11 +9,19 @@ export const AdminErrorCode = {
   // tenants (POST /admin/tenants …)
   /** 400: no pool of the tenant's tier with that id (or no default one). */
   InvalidPool: 'invalid_pool',
+  /** 400: `plan` names no plan of GET /admin/plans. */
+  InvalidPlan: 'invalid_plan',
   /** 409: the slug belongs to another tenant. */
   TenantSlugTaken: 'tenant_slug_taken',
-  /** 409: a schema or database named after the slug already exists on the pool's server. */
+  /**
+   * 409: a schema or database named after the slug already exists on the pool's server and this
+   * onboarding did not create it: it was left untouched; the tenant record is `failed`.
+   */
   TenantHomeExists: 'tenant_home_exists',
-  /** 503: creating or migrating the tenant's home failed; nothing was kept. */
+  /**
+   * 503: an onboarding step kept failing (ONBOARDING_MAX_ATTEMPTS): the tenant is `failed` with the
+   * step's error (GET /admin/tenants/:id), never served, and what its onboarding created is removed.
+   */
   ProvisioningFailed: 'provisioning_failed',
   /** 404: no (live) tenant with that id. */
   TenantNotFound: 'tenant_not_found',
@@ -21,6 +29,13 @@ export const AdminErrorCode = {
   TenantStateConflict: 'tenant_state_conflict',
   /** 409: the user already belongs to the tenant. */
   MembershipExists: 'membership_exists',
+  /** 400: POST /admin/tenants/:id/users for an email no user has yet, without `password` to create the user. */
+  PasswordRequired: 'password_required',
+  /**
+   * 409: a password was given for an email that already has a user. It is refused, not ignored: the
+   * password stays the user's own, and nothing was changed. Send the request without `password`.
+   */
+  UserExistsPasswordIgnored: 'user_exists_password_ignored',
 
   // pools (POST /admin/pools)
   /** 409: a pool with that id is registered. */

@@ -1,3 +1,5 @@
 export { AdminModule } from './admin.module';
-export { TenantAdminService, type TenantView } from './tenant-admin.service';
-export { CreateTenantDto, AddTenantUserDto } from './admin.dto';
+export { TenantAdminService } from './tenant-admin.service';
+export { CreateTenantDto, AddTenantUserDto, MaintenanceDto, TenantView, TenantUserView } from './admin.dto';
+export { CreatePoolDto, PoolView } from './pools.dto';
+export { AdminErrorCode } from './admin.errors';

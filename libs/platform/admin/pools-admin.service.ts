@@ -2,22 +2,12 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Client, escapeIdentifier } from 'pg';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { ApiException, badRequest, conflict, STRATA_CONFIG, type StrataConfig } from '#strata/common';
-import { CONTROL_DATA_SOURCE, PoolEntity, type Tier } from '#strata/control-plane';
+import { AUDIT_LOG, CONTROL_DATA_SOURCE, directAddressOf, PoolEntity, type AuditTrail, type Tier } from '#strata/control-plane';
 import { ensureAppRole, latestVersion, migrateSchema, SHARED_SCHEMA } from '#strata/migrator';
 import { AdminErrorCode } from './admin.errors';
-import type { CreatePoolDto } from './pools.dto';
+import type { CreatePoolDto, PoolView } from './pools.dto';
 
-export interface PoolView {
-  id: string;
-  kind: Tier;
-  host: string;
-  port: number;
-  database: string;
-  maxConnections: number;
-  isDefault: boolean;
-  /** Tenants placed on it whose status is not `deleted`. */
-  tenantCount: number;
-}
+export type { PoolView };
 
 /** How long registering waits for the new server to accept a connection. */
 const CONNECT_TIMEOUT_MS = 5000;
@@ -60,28 +50,37 @@ export class PoolsAdminService {
   constructor(
     @Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
+    @Inject(AUDIT_LOG) private readonly audit: AuditTrail,
   ) {}
 
   async list(): Promise<PoolView[]> {
     return this.query();
   }
 
-  async create(dto: CreatePoolDto): Promise<PoolView> {
+  async create(dto: CreatePoolDto, operator: string): Promise<PoolView> {
     const pools = this.db.getRepository(PoolEntity);
     // Before touching the server: a taken id must not create databases or roles anywhere.
     if (await pools.existsBy({ id: dto.id })) throw conflict(AdminErrorCode.PoolExists, `pool ${dto.id} is already registered`);
 
     const schemaVersion = await this.prepare(dto);
     try {
-      await pools.insert({
-        id: dto.id,
-        kind: dto.kind,
-        host: dto.host,
-        port: dto.port,
-        database: dto.database,
-        maxConnections: dto.maxConnections, // undefined: the column's default
-        isDefault: false,
-        schemaVersion, // undefined (bridge, silo): '0000'; their tenants carry their own version
+      await this.db.transaction(async (em) => {
+        await em.getRepository(PoolEntity).insert({
+          id: dto.id,
+          kind: dto.kind,
+          host: dto.host,
+          port: dto.port,
+          database: dto.database,
+          directHost: dto.directHost ?? null,
+          directPort: dto.directPort ?? null,
+          maxConnections: dto.maxConnections, // undefined: the column's default
+          isDefault: false,
+          schemaVersion, // undefined (bridge, silo): '0000'; their tenants carry their own version
+        });
+        await this.audit.record(
+          { action: 'pool.registered', actor: { type: 'operator', id: operator }, details: { poolId: dto.id, kind: dto.kind, host: dto.host, port: dto.port, database: dto.database } },
+          em,
+        );
       });
     } catch (err) {
       const unique = err instanceof QueryFailedError && sqlState((err as QueryFailedError & { driverError?: unknown }).driverError) === '23505';
@@ -95,7 +94,9 @@ export class PoolsAdminService {
 
   private async query(id?: string): Promise<PoolView[]> {
     const rows: Array<PoolView> = await this.db.query(
-      `SELECT p.id, p.kind, p.host, p.port, p.database, p.max_connections AS "maxConnections", p.is_default AS "isDefault",
+      `SELECT p.id, p.kind, p.host, p.port, p.database,
+              coalesce(p.direct_host, p.host) AS "directHost", coalesce(p.direct_port, p.port) AS "directPort",
+              p.max_connections AS "maxConnections", p.is_default AS "isDefault",
               (count(t.id) FILTER (WHERE t.status <> 'deleted'))::int AS "tenantCount"
          FROM control.pools p LEFT JOIN control.tenants t ON t.pool_id = p.id
         WHERE $1::text IS NULL OR p.id = $1
@@ -107,11 +108,15 @@ export class PoolsAdminService {
   }
 
   /**
-   * Makes `dto.database` on `dto.host:port` a home for its kind. Returns the tenant schema version
-   * of its `shared` schema (pool kind). A database it created is dropped again if a later step fails.
+   * Makes `dto.database` on the server a home for its kind: everything as the owner at the direct
+   * address (session work), then the app role's login at host/port (where its units of work will
+   * connect: through the pooler, when there is one). Returns the tenant schema version of its
+   * `shared` schema (pool kind). A database it created is dropped again if a later step fails.
    */
   private async prepare(dto: CreatePoolDto): Promise<string | undefined> {
-    const where = `${dto.host}:${dto.port}/${dto.database}`;
+    const direct = directAddressOf(dto);
+    const sameAddress = direct.host === dto.host && direct.port === dto.port;
+    const where = `${dto.host}:${dto.port}/${dto.database}${sameAddress ? '' : ` (direct ${direct.host}:${direct.port})`}`;
     let created = false;
     try {
       let owner: Client;
@@ -176,7 +181,8 @@ export class PoolsAdminService {
         await admin.end().catch(() => undefined);
       }
     } catch (err) {
-      this.logger.error(`could not drop database ${dto.database} on ${dto.host}:${dto.port} after a failed registration: ${reason(err)}`);
+      const direct = directAddressOf(dto);
+      this.logger.error(`could not drop database ${dto.database} on ${direct.host}:${direct.port} after a failed registration: ${reason(err)}`);
     }
   }
 
@@ -210,12 +216,16 @@ export class PoolsAdminService {
     }
   }
 
-  /** A session on the pool's server as the owner (DATABASE_URL's user and password), or as `as`. */
+  /**
+   * A session as the owner (DATABASE_URL's user and password) at the pool's direct address, or as
+   * `as` at host/port — where that role's units of work connect.
+   */
   private async connect(dto: CreatePoolDto, database: string, as?: { user: string; password: string | undefined }): Promise<Client> {
     const url = new URL(this.config.databaseUrl);
+    const address = as ? { host: dto.host, port: dto.port } : directAddressOf(dto);
     const client = new Client({
-      host: dto.host,
-      port: dto.port,
+      host: address.host,
+      port: address.port,
       database,
       user: as ? as.user : decodeURIComponent(url.username) || undefined,
       password: as ? as.password : url.password ? decodeURIComponent(url.password) : undefined,

@@ -10,6 +10,12 @@ export interface TenantTokenClaims extends JWTPayload {
   role: string;
 }
 
+/** A tenant token issued to an operator acting as a user (`act`), naming its impersonation (`imp`). */
+export interface ImpersonationTokenClaims extends TenantTokenClaims {
+  act: { sub: string };
+  imp: string;
+}
+
 export interface PlatformTokenClaims extends JWTPayload {
   sub: string;
   scope: string;
@@ -75,6 +81,21 @@ export class JwtService {
       .setExpirationTime(`${expiresIn}s`);
     if (this.config.jwtIssuer) jwt = jwt.setIssuer(this.config.jwtIssuer);
     return { token: await jwt.sign(this.secret), expiresIn };
+  }
+
+  /**
+   * An impersonation token (RFC 8693 style): `sub` the user, `act.sub` the operator acting as them,
+   * `imp` the control.impersonations row every request checks (revocation), no refresh token.
+   */
+  async signImpersonationToken(claims: ImpersonationTokenClaims, expiresAt: Date): Promise<{ token: string; expiresIn: number }> {
+    const exp = Math.floor(expiresAt.getTime() / 1000);
+    let jwt = new SignJWT({ tid: claims.tid, role: claims.role, act: { sub: claims.act.sub }, imp: claims.imp })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuedAt()
+      .setExpirationTime(exp);
+    if (this.config.jwtIssuer) jwt = jwt.setIssuer(this.config.jwtIssuer);
+    return { token: await jwt.sign(this.secret), expiresIn: Math.max(0, exp - Math.floor(Date.now() / 1000)) };
   }
 
   /** For operators' tooling, the demo and tests: a short-lived platform-admin token. */

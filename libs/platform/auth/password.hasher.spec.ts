@@ -1,5 +1,9 @@
 import { hashPassword, verifyPassword } from './password.hasher';
 
+// scrypt at N=16384 runs in libuv's shared thread pool: with the other test projects hashing at
+// the same time on a loaded CI machine three hashes took over jest's default 5 s.
+jest.setTimeout(30_000);
+
 describe('password hashing', () => {
   it('verifies the password it hashed and nothing else', async () => {
     const hash = await hashPassword('correct horse');

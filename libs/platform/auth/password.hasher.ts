@@ -1,4 +1,5 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { PASSWORD_HASHING } from './hashing.gate';
 
 // node:crypto's scrypt rather than an argon2 package: no native build step on any machine, and
 // scrypt is memory-hard and OWASP-listed. Format: scrypt$N$r$p$salt$hash (base64url).
@@ -7,9 +8,10 @@ const R = 8;
 const P = 1;
 const KEYLEN = 32;
 
+/** Through the process's hashing gate: a bounded number at once, so the thread pool stays free for I/O. */
 function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+  return PASSWORD_HASHING.run(
+    () => new Promise<Buffer>((resolve, reject) => scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key)))),
   );
 }
 

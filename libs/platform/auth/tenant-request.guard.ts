@@ -1,12 +1,23 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { ClsService } from 'nestjs-cls';
 import { ApiException, STRATA_CONFIG, badRequest, forbidden, notFound, unauthorized, type StrataConfig } from '#strata/common';
 import { TenantRegistry } from '#strata/control-plane';
 import { placementOf, resolveWireTenant, TenantContext, WireTenantError } from '#strata/tenancy/platform';
+import { impersonationForbidden, tenantMaintenance, tenantProvisioning } from './auth.errors';
+import { ImpersonationsService, type LiveImpersonation } from './impersonations.service';
 import { JwtService } from './jwt.service';
-import { PLATFORM_OPERATOR, ROUTE_ACCESS, type RouteAccess } from './route-access.decorators';
+import {
+  PLATFORM_OPERATOR,
+  REFUSED_UNDER_IMPERSONATION,
+  ROUTE_ACCESS,
+  ROUTE_ROLE,
+  roleSatisfies,
+  SUSPENDED_TENANT_HANDLED,
+  type RouteAccess,
+  type TenantRole,
+} from './route-access.decorators';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const tenantNotFound = () => notFound('tenant_not_found', 'tenant not found');
@@ -32,6 +43,7 @@ export class TenantRequestGuard implements CanActivate {
     private readonly registry: TenantRegistry,
     private readonly context: TenantContext,
     private readonly cls: ClsService,
+    private readonly impersonations: ImpersonationsService,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
   ) {}
 
@@ -46,7 +58,13 @@ export class TenantRequestGuard implements CanActivate {
     const slug = this.wireSlug(req);
     if (access === 'tenant-anonymous') {
       const tenant = await this.registry.findBySlug(slug);
-      if (!tenant || tenant.status !== 'active') throw tenantNotFound();
+      const handled = this.reflector.getAllAndOverride<boolean>(SUSPENDED_TENANT_HANDLED, [ctx.getHandler(), ctx.getClass()]);
+      // Login to a tenant its onboarding has not finished: say so, the client retries (409 + Retry-After).
+      if (tenant?.status === 'provisioning' && handled) throw tenantProvisioning();
+      const suspendedHandled = tenant?.status === 'suspended' && handled;
+      if (!tenant || (tenant.status !== 'active' && !suspendedHandled)) throw tenantNotFound();
+      // Anonymous routes already tell a known slug from an unknown one (404), so this leaks nothing new.
+      if (tenant.maintenanceSince) throw tenantMaintenance();
       this.context.bind({ tenant: placementOf(tenant), requestId: this.cls.getId() });
       return true;
     }
@@ -61,14 +79,54 @@ export class TenantRequestGuard implements CanActivate {
 
     const tenant = await this.registry.findBySlug(slug);
     if (!tenant || tenant.id !== tid) throw tenantNotFound();
+    // An operator acting as the user (RFC 8693 `act`): checked against its row on every request, and
+    // audited from here on, refusals included, with both identities.
+    let impersonation: LiveImpersonation | undefined;
+    if ((claims as { act?: unknown }).act !== undefined) {
+      impersonation = await this.impersonations.requireLive(claims as { act?: unknown; imp?: unknown }, sub, tenant.id);
+      this.auditOnClose(req, ctx.switchToHttp().getResponse<Response>(), impersonation, tenant.id, sub);
+    }
     const role = await this.registry.membershipRole(sub, tenant.id);
     if (!role) throw tenantNotFound();
     // From here the caller is a proven member, so telling it the tenant's state leaks nothing.
     if (tenant.status === 'suspended') throw forbidden('tenant_suspended', 'this tenant is suspended');
     if (tenant.status !== 'active') throw tenantNotFound();
+    if (tenant.maintenanceSince) throw tenantMaintenance();
+    // Deny by default: a tenant route that declares no role is open to no one.
+    const required = this.reflector.getAllAndOverride<TenantRole | undefined>(ROUTE_ROLE, [ctx.getHandler(), ctx.getClass()]);
+    if (!required) throw new ApiException(403, 'forbidden_role', 'this route declares no tenant role, so no one may use it');
+    if (!roleSatisfies(role, required)) throw new ApiException(403, 'forbidden_role', `this route needs the ${required} role (or higher); you are ${role}`);
+    if (impersonation && this.reflector.getAllAndOverride<boolean>(REFUSED_UNDER_IMPERSONATION, [ctx.getHandler(), ctx.getClass()])) {
+      throw impersonationForbidden();
+    }
 
-    this.context.bind({ tenant: placementOf(tenant), requestId: this.cls.getId(), userId: sub, role });
+    this.context.bind({
+      tenant: placementOf(tenant),
+      requestId: this.cls.getId(),
+      userId: sub,
+      role,
+      ...(impersonation ? { impersonatedBy: impersonation.operatorId, impersonationId: impersonation.id } : {}),
+    });
     return true;
+  }
+
+  /** One `impersonation.request` entry when the answer is over (or the client left), with its status. */
+  private auditOnClose(req: Request, res: Response, impersonation: LiveImpersonation, tenantId: string, userId: string): void {
+    const requestId = this.cls.getId() ?? null;
+    res.once('close', () => {
+      // The route pattern, not the URL: ids in it are the request's, the query may hold anything.
+      const route = req.route?.path ? `${req.baseUrl ?? ''}${String(req.route.path)}` : req.path;
+      void this.impersonations.recordRequest({
+        impersonation,
+        tenantId,
+        userId,
+        requestId,
+        method: req.method,
+        route,
+        status: res.statusCode,
+        aborted: !res.writableFinished,
+      });
+    });
   }
 
   private wireSlug(req: Request): string {

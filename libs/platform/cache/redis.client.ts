@@ -1,10 +1,12 @@
-import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { StrataConfig } from '#strata/common';
+import { watchRedisClient, type RedisMonitor } from './redis.monitor';
 
 /** The process's one shared ioredis client, or null when REDIS_URL is unset. */
 export const REDIS_CLIENT = Symbol('REDIS_CLIENT');
 export type RedisClient = Redis | null;
+/** The shared client's connection name. */
+export const SHARED_REDIS_CONNECTION = 'strata';
 
 export class RedisNotConfiguredError extends Error {
   constructor(what: string) {
@@ -19,19 +21,42 @@ export function requireRedis(client: RedisClient, what: string): Redis {
   return client;
 }
 
-const logger = new Logger('Redis');
+export interface RedisConnectionSettings {
+  /** Its name in logs, readiness and Redis' CLIENT LIST. */
+  connectionName: string;
+  /** REDIS_COMMAND_TIMEOUT_MS: the longest any command waits for its answer. */
+  commandTimeoutMs: number;
+  /** Connect on the first command instead of at once. */
+  lazyConnect?: boolean;
+}
 
 /**
- * lazyConnect: building the app (tests, CLI, an API without a cache in use) opens no socket; the
- * first command connects. Few retries per command: a cache or a publish should fail in well under
- * a second when Redis is down, not hold a request for the default 20 reconnect attempts.
+ * An ioredis client for commands (not for blocking commands: commandTimeout would cut them off),
+ * watched by the monitor. Bounded waits, whatever Redis does:
+ * - while the connection is known to be down, its offline queue is off and commands fail at once;
+ * - a command sent while it reconnects or before it first connects waits at most one reconnect
+ *   attempt (maxRetriesPerRequest 1) and never longer than commandTimeout;
+ * - a server that accepts the command and never answers costs commandTimeout.
  */
-export function createRedisClient(config: StrataConfig, connectionName = 'strata'): RedisClient {
-  if (!config.redisUrl) return null;
-  const client = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectionName });
-  // Without a listener ioredis prints every reconnect failure as an unhandled error event.
-  client.on('error', (err: Error) => logger.warn(`${connectionName}: ${err.message}`));
+export function openRedisConnection(target: string | RedisOptions, settings: RedisConnectionSettings, monitor: RedisMonitor): Redis {
+  const options: RedisOptions = {
+    maxRetriesPerRequest: 1,
+    commandTimeout: settings.commandTimeoutMs,
+    lazyConnect: settings.lazyConnect ?? false,
+    connectionName: settings.connectionName,
+  };
+  const client = typeof target === 'string' ? new Redis(target, options) : new Redis({ ...target, ...options });
+  watchRedisClient(monitor, client, settings.connectionName, { failFast: true });
   return client;
+}
+
+/**
+ * The shared client. lazyConnect: building the app (tests, CLI, an API without a cache in use)
+ * opens no socket; the first command connects.
+ */
+export function createRedisClient(config: StrataConfig, monitor: RedisMonitor, connectionName = SHARED_REDIS_CONNECTION): RedisClient {
+  if (!config.redisUrl) return null;
+  return openRedisConnection(config.redisUrl, { connectionName, commandTimeoutMs: config.redisCommandTimeoutMs, lazyConnect: true }, monitor);
 }
 
 /** quit() lets replies in flight arrive; a never-connected client has nothing to say goodbye to. */

@@ -2,9 +2,12 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type { Redis } from 'ioredis';
 import { TenantRegistry, type TenantChangePublisher } from '#strata/control-plane';
 import { closeRedisClient, REDIS_CLIENT, type RedisClient } from './redis.client';
+import { RedisMonitor, watchRedisClient, type RedisConnectionTracker } from './redis.monitor';
 
 export const REGISTRY_INVALIDATION_OPTIONS = Symbol('REGISTRY_INVALIDATION_OPTIONS');
 export const DEFAULT_REGISTRY_CHANNEL = 'strata:registry';
+/** The subscriber connection's name in logs and readiness. */
+export const REGISTRY_SUBSCRIBER_CONNECTION = 'strata-registry-sub';
 
 export interface RegistryInvalidationOptions {
   /** Pub/sub channel; tests sharing one Redis use a unique one. */
@@ -33,13 +36,16 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
   private readonly channel: string;
   private readonly publishTimeoutMs: number;
   private subscriber: Redis | undefined;
+  private subscriberLink: RedisConnectionTracker | undefined;
   private subscribing: Promise<void> | undefined;
   private subscribed = false;
   private connectedBefore = false;
+  private degraded = false;
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly client: RedisClient,
     private readonly registry: TenantRegistry,
+    private readonly monitor: RedisMonitor,
     @Inject(REGISTRY_INVALIDATION_OPTIONS) options: RegistryInvalidationOptions = {},
   ) {
     this.channel = options.channel ?? DEFAULT_REGISTRY_CHANNEL;
@@ -57,17 +63,29 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
       this.logger.log('REDIS_URL is unset: registry changes are invalidated in this instance only');
       return;
     }
-    // A connection in subscriber mode can run no other command, hence its own.
-    const sub = this.client.duplicate({ connectionName: 'strata-registry-sub' });
+    // A connection in subscriber mode can run no other command, hence its own. The offline queue
+    // is named: the shared client's may be switched off by an outage at the moment it is copied.
+    const sub = this.client.duplicate({ connectionName: REGISTRY_SUBSCRIBER_CONNECTION, enableOfflineQueue: true });
     this.subscriber = sub;
-    sub.on('error', (err: Error) => this.logger.warn(`registry subscriber: ${err.message}`));
+    // Its outages are logged once by the monitor, like every other connection's.
+    this.subscriberLink = watchRedisClient(this.monitor, sub, REGISTRY_SUBSCRIBER_CONNECTION, { failFast: true });
     sub.on('message', (channel: string, raw: string) => {
       if (channel === this.channel) this.apply(raw);
+    });
+    sub.on('close', () => {
+      // Messages published from now on are lost to this instance: what it caches meanwhile lives
+      // only the fallback TTL, and what it cached before may already be stale by the time it would expire.
+      if (!this.connectedBefore || this.degraded) return;
+      this.degraded = true;
+      this.registry.invalidateAll();
+      this.registry.expireSooner(true);
     });
     sub.on('ready', () => {
       // ioredis resubscribes after a reconnect, but messages published during the gap are lost:
       // drop everything rather than serve a change we missed until the TTL.
       if (this.connectedBefore) this.registry.invalidateAll();
+      this.registry.expireSooner(false);
+      this.degraded = false;
       this.connectedBefore = true;
       if (!this.subscribed) void this.subscribe();
     });
@@ -120,7 +138,9 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
         await this.subscriber!.subscribe(this.channel);
         this.subscribed = true;
       } catch (err) {
-        this.logger.error(`could not subscribe to ${this.channel}; other instances' changes arrive only by TTL: ${(err as Error).message}`);
+        // During an outage the monitor has said so once; the ready handler subscribes when it ends.
+        const log = this.subscriberLink?.down ? 'debug' : 'error';
+        this.logger[log](`could not subscribe to ${this.channel}; other instances' changes arrive only by TTL: ${(err as Error).message}`);
       } finally {
         this.subscribing = undefined;
       }

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { TenantContext } from '#strata/tenancy/platform';
-import { REDIS_CLIENT, requireRedis, RedisNotConfiguredError, type RedisClient } from './redis.client';
+import { globLiteral, unlinkMatching } from './redis.keys';
+import { REDIS_CLIENT, requireRedis, RedisNotConfiguredError, SHARED_REDIS_CONNECTION, type RedisClient } from './redis.client';
+import { RedisMonitor } from './redis.monitor';
 
 export const TENANT_CACHE_OPTIONS = Symbol('TENANT_CACHE_OPTIONS');
 
@@ -28,10 +30,8 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 // Glob metacharacters: a key must never read as a pattern if it reaches a MATCH or a log grep.
 const GLOB_CHARS = /[*?[\]\\]/;
 const NAMESPACE_RULE = /^[A-Za-z0-9:._-]{0,64}$/;
-const SCAN_COUNT = 500;
 
 /** Escapes Redis glob metacharacters so a literal prefix stays literal inside MATCH. */
-const globLiteral = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
 /**
  * Tenant-scoped JSON cache. The tenant comes from TenantContext, never from an argument, so code
@@ -48,6 +48,7 @@ export class TenantCache {
   constructor(
     @Inject(REDIS_CLIENT) private readonly client: RedisClient,
     private readonly context: TenantContext,
+    private readonly monitor: RedisMonitor,
     @Inject(TENANT_CACHE_OPTIONS) options: TenantCacheOptions = {},
   ) {
     this.namespace = options.namespace ?? '';
@@ -108,16 +109,7 @@ export class TenantCache {
    */
   async invalidateTenant(): Promise<number> {
     const tenantId = this.context.require('invalidating the tenant cache').tenant.id;
-    const redis = this.redis();
-    const match = `${globLiteral(this.prefixOf(tenantId))}*`;
-    let cursor = '0';
-    let removed = 0;
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
-      if (keys.length > 0) removed += await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-    return removed;
+    return unlinkMatching(this.redis(), `${globLiteral(this.prefixOf(tenantId))}*`);
   }
 
   private prefixOf(tenantId: string): string {
@@ -139,7 +131,9 @@ export class TenantCache {
 
   private degraded(op: string, err: Error): undefined {
     if (err instanceof RedisNotConfiguredError) throw err;
-    this.logger.warn(`cache ${op} failed, serving without the cache: ${err.message}`);
+    // An outage is logged once by the monitor, not once per request it slows down.
+    const log = this.monitor.isDown(SHARED_REDIS_CONNECTION) ? 'debug' : 'warn';
+    this.logger[log](`cache ${op} failed, serving without the cache: ${err.message}`);
     return undefined;
   }
 }

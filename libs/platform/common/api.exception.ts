@@ -1,15 +1,32 @@
 import { HttpException } from '@nestjs/common';
 
-/** The only error shape the API emits: `{statusCode, error, message}` with a stable `error` code. */
+/** One field a form can mark: `field` a dotted path (`items.0.name`), `code` the first rule it broke. */
+export interface ApiErrorDetail {
+  field: string;
+  code: string;
+  message: string;
+}
+
+/**
+ * The only error shape the API emits: `{statusCode, error, message}` with a stable `error` code;
+ * `details` only on `validation_failed`, one entry per failing field.
+ */
 export interface ApiErrorBody {
   statusCode: number;
   error: string;
   message: string;
+  details?: ApiErrorDetail[];
 }
 
 export class ApiException extends HttpException {
-  constructor(status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
-    super({ statusCode: status, error: code, message } satisfies ApiErrorBody, status);
+  constructor(
+    status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    details?: ApiErrorDetail[],
+  ) {
+    super({ statusCode: status, error: code, message, ...(details ? { details } : {}) } satisfies ApiErrorBody, status);
   }
 }
 

@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import { QueryFailedError } from 'typeorm';
 import { ApiException, type ApiErrorBody } from './api.exception';
 import { JsonBodyShapeError } from './json-body.reviver';
+import { faultReason, isHomeBusy, isHomeUnreachable } from './database-fault.classifier';
 
 const STATUS_CODES: Record<number, string> = {
   400: 'bad_request',
@@ -30,6 +31,21 @@ const PG_ERRORS: Record<string, [number, string, string]> = {
   '22008': [400, 'validation_failed', 'a date or time is out of range'],
 };
 
+/**
+ * body-parser's strict mode refuses a top-level string, number or null as a parse error; that body is
+ * valid JSON, just not an object, and a client is told so (`raw` is the text body-parser kept).
+ */
+function notAnObject(raw: unknown): boolean {
+  if (typeof raw !== 'string' || /^\s*[[{]/.test(raw)) return false;
+  try {
+    JSON.parse(raw);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const BODY_NOT_OBJECT: ApiErrorBody = { statusCode: 400, error: 'body_not_object', message: 'the request body must be a JSON object' };
+
 /** Turns every error into `{statusCode, error, message}`; never leaks internals, never 500s on bad input. */
 @Catch()
 export class HttpErrorFilter implements ExceptionFilter {
@@ -40,7 +56,9 @@ export class HttpErrorFilter implements ExceptionFilter {
     const [body, headers] = this.toBody(exception);
     // Deliberate answers (503 tenant_migrating, tenant_capacity, …) are not faults: no stack traces.
     if (body.statusCode >= 500 && !(exception instanceof ApiException)) {
-      this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+      // An outage is one line per request, not a stack trace per request.
+      if (body.statusCode === 503) this.logger.warn(`503 ${body.error}: ${faultReason(exception)}`);
+      else this.logger.error(exception instanceof Error ? exception.stack : String(exception));
     }
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.status(body.statusCode).json(body);
@@ -62,10 +80,12 @@ export class HttpErrorFilter implements ExceptionFilter {
       let code = STATUS_CODES[status] ?? (status >= 500 ? 'internal_error' : 'bad_request');
       if (status === 400 && /JSON/i.test(message)) code = 'invalid_json';
       if (type === 'entity.parse.failed') code = 'invalid_json';
+      if (code === 'invalid_json' && notAnObject((exception.cause as { body?: unknown } | undefined)?.body)) return [BODY_NOT_OBJECT, {}];
       return [{ statusCode: status, error: code, message: status >= 500 ? 'internal error' : message }, {}];
     }
     const bodyParserError = exception as { type?: string; status?: number; statusCode?: number };
     if (bodyParserError?.type === 'entity.parse.failed') {
+      if (notAnObject((exception as { body?: unknown }).body)) return [BODY_NOT_OBJECT, {}];
       return [{ statusCode: 400, error: 'invalid_json', message: 'request body is not valid JSON' }, {}];
     }
     if (bodyParserError?.type === 'entity.too.large') {
@@ -75,6 +95,10 @@ export class HttpErrorFilter implements ExceptionFilter {
       const code = (exception as QueryFailedError & { driverError?: { code?: string } }).driverError?.code;
       const mapped = code ? PG_ERRORS[code] : undefined;
       if (mapped) return [{ statusCode: mapped[0], error: mapped[1], message: mapped[2] }, {}];
+    }
+    // The control plane (or any database outside a tenant unit) is down, restarting or timed out: retryable, not our bug.
+    if (isHomeUnreachable(exception) || isHomeBusy(exception)) {
+      return [{ statusCode: 503, error: 'unavailable', message: 'a database this request needs cannot be reached right now; retry shortly' }, { 'Retry-After': '1' }];
     }
     return [{ statusCode: 500, error: 'internal_error', message: 'internal error' }, {}];
   }

@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { ApiException } from './api.exception';
-import { decodeCursor, encodeCursor, keysetWindow, PageQuery, toPage, type KeysetPosition } from './keyset-cursor';
+import { decodeCursor, encodeCursor, filterScope, keysetWindow, PageQuery, toPage, type KeysetPosition } from './keyset-cursor';
 
 const id = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64url');
@@ -101,5 +101,26 @@ describe('page query', () => {
 
   it('rejects unknown query parameters', async () => {
     expect((await pageQuery({ offset: '10' })).failed).toEqual(['offset']);
+  });
+});
+
+describe('cursors bound to the filters of their list', () => {
+  const position = { createdAt: new Date('2026-01-02T03:04:05.678Z'), id: '00000000-0000-4000-8000-000000000001' };
+
+  it('round-trips a cursor issued for a filter when the same filter comes back', () => {
+    const scope = filterScope({ status: 'open' });
+    expect(decodeCursor(encodeCursor(position, scope), scope)).toEqual(position);
+  });
+
+  it('refuses a cursor issued for another filter, or for no filter, with invalid_cursor', () => {
+    const open = encodeCursor(position, filterScope({ status: 'open' }));
+    expect(() => decodeCursor(open, filterScope({ status: 'paid' }))).toThrow(expect.objectContaining({ code: 'invalid_cursor' }));
+    expect(() => decodeCursor(open)).toThrow(expect.objectContaining({ code: 'invalid_cursor' }));
+    expect(() => decodeCursor(encodeCursor(position), filterScope({ status: 'open' }))).toThrow(expect.objectContaining({ code: 'invalid_cursor' }));
+  });
+
+  it('treats absent filters as no filter, whatever the order the filters are named in', () => {
+    expect(filterScope({ status: undefined })).toBeUndefined();
+    expect(filterScope({ a: 'x', b: 'y' })).toBe(filterScope({ b: 'y', a: 'x' }));
   });
 });

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
@@ -8,6 +10,7 @@ export const MAX_PAGE_LIMIT = 100;
 
 /** `?limit=&cursor=` of every keyset-paginated list. List queries extend it with their filters. */
 export class PageQuery {
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT, description: 'items per page' })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -17,6 +20,7 @@ export class PageQuery {
 
   // Only "is a string" here: decoding happens in keysetWindow(), so that a damaged cursor answers
   // 400 invalid_cursor rather than a generic validation_failed.
+  @ApiPropertyOptional({ description: 'the `nextCursor` of the previous page, exactly as returned' })
   @IsOptional()
   @IsString()
   cursor?: string;
@@ -45,12 +49,28 @@ const BASE64URL = /^[A-Za-z0-9_-]{1,256}$/;
 
 const invalidCursor = () => badRequest('invalid_cursor', 'cursor is malformed; pass back a nextCursor exactly as returned');
 
-export function encodeCursor(position: KeysetPosition): string {
-  return Buffer.from(JSON.stringify([position.createdAt.toISOString(), position.id]), 'utf8').toString('base64url');
+/**
+ * The filters a list was asked with, as a short fingerprint the cursor carries: a cursor names a
+ * position in one filtered list, and handed to the same list with other filters it would skip or
+ * repeat rows without anyone noticing, so it is refused instead. Undefined filters are left out, so
+ * `{}` and `{status: undefined}` are the same list.
+ */
+export function filterScope(filters: Record<string, string | Date | undefined>): string | undefined {
+  const entries = Object.entries(filters)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])
+    .sort(([a], [b]) => String(a).localeCompare(String(b)));
+  if (!entries.length) return undefined;
+  return createHash('sha256').update(JSON.stringify(entries)).digest('base64url').slice(0, 12);
 }
 
-/** Reverses encodeCursor(); anything else is ApiException 400 `invalid_cursor`. */
-export function decodeCursor(cursor: string): KeysetPosition {
+export function encodeCursor(position: KeysetPosition, scope?: string): string {
+  const fields = [position.createdAt.toISOString(), position.id, ...(scope ? [scope] : [])];
+  return Buffer.from(JSON.stringify(fields), 'utf8').toString('base64url');
+}
+
+/** Reverses encodeCursor(); anything else, or a cursor of another filter scope, is ApiException 400 `invalid_cursor`. */
+export function decodeCursor(cursor: string, scope?: string): KeysetPosition {
   // Buffer's base64url decoder silently skips foreign characters, so the alphabet is checked first.
   if (!BASE64URL.test(cursor)) throw invalidCursor();
   let parsed: unknown;
@@ -59,8 +79,11 @@ export function decodeCursor(cursor: string): KeysetPosition {
   } catch {
     throw invalidCursor();
   }
-  if (!Array.isArray(parsed) || parsed.length !== 2) throw invalidCursor();
-  const [iso, id] = parsed as unknown[];
+  if (!Array.isArray(parsed) || parsed.length < 2 || parsed.length > 3) throw invalidCursor();
+  const [iso, id, issuedFor] = parsed as unknown[];
+  if ((issuedFor ?? undefined) !== scope) {
+    throw badRequest('invalid_cursor', 'cursor belongs to the same list with other filters; send the filters it was issued with, or start again without a cursor');
+  }
   if (typeof iso !== 'string' || typeof id !== 'string' || !UUID.test(id)) throw invalidCursor();
   const createdAt = new Date(iso);
   // Only the exact form we emit: a looser date would name an instant other than the row's
@@ -73,17 +96,17 @@ export function decodeCursor(cursor: string): KeysetPosition {
  * Turns a validated page query into a repository window. One row more than the limit is fetched:
  * its presence is how toPage() knows that another page follows, without a COUNT.
  */
-export function keysetWindow(query: { limit: number; cursor?: string }): KeysetWindow {
+export function keysetWindow(query: { limit: number; cursor?: string }, scope?: string): KeysetWindow {
   if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > MAX_PAGE_LIMIT) {
     throw new RangeError(`page limit must be an integer in 1..${MAX_PAGE_LIMIT}, got ${query.limit}`);
   }
-  return { after: query.cursor === undefined ? null : decodeCursor(query.cursor), take: query.limit + 1 };
+  return { after: query.cursor === undefined ? null : decodeCursor(query.cursor, scope), take: query.limit + 1 };
 }
 
 /** Cuts the rows fetched through keysetWindow() to `limit` and names the cursor of the next page. */
-export function toPage<R extends KeysetPosition, T>(rows: R[], limit: number, view: (row: R) => T): Page<T> {
+export function toPage<R extends KeysetPosition, T>(rows: R[], limit: number, view: (row: R) => T, scope?: string): Page<T> {
   const items = rows.slice(0, limit);
-  const nextCursor = rows.length > limit && items.length > 0 ? encodeCursor(items[items.length - 1]) : null;
+  const nextCursor = rows.length > limit && items.length > 0 ? encodeCursor(items[items.length - 1], scope) : null;
   return { items: items.map(view), nextCursor };
 }
 

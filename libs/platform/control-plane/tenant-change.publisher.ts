@@ -10,4 +10,6 @@ export interface TenantChangePublisher {
   publishTenantChanged(tenant: { id: string; slug: string }): Promise<void>;
   /** Every instance drops one cached membership answer (negative answers included). Never throws. */
   publishMembershipChanged(userId: string, tenantId: string): Promise<void>;
+  /** Every instance drops everything its registry cached (and what is kept beside it: plans). Never throws. */
+  publishAllChanged(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import { BullModule } from '@nestjs/bullmq';
 import { DiscoveryModule } from '@nestjs/core';
 import type { QueueOptions } from 'bullmq';
-import { Redis } from 'ioredis';
+import { openRedisConnection, RedisModule, RedisMonitor } from '#strata/cache';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { JOBS_OPTIONS, resolveJobsOptions, type JobsModuleOptions, type ResolvedJobsOptions } from './jobs.options';
 import { JOBS_REDIS, TenantBacklog } from './tenant-backlog.counter';
@@ -10,6 +10,8 @@ import { TenantJobProducer } from './tenant-job.producer';
 import { TenantJobRunner } from './tenant-job.runner';
 import { SystemTenantRunner } from './system-tenant.scope';
 import { QueueDepthPublisher } from './queue-depth.publisher';
+import { TenantQueuedJobs } from './tenant-queued.jobs';
+import { jobsConnectionName, QueueConnections } from './queue-connections.watcher';
 
 /**
  * BullMQ with tenant envelopes. forRoot() once per app (API and worker alike): the shared BullMQ
@@ -26,6 +28,8 @@ export class JobsModule {
       module: JobsModule,
       imports: [
         DiscoveryModule,
+        // RedisMonitor: every connection of BullMQ and of this module reports its outages there.
+        RedisModule,
         BullModule.forRootAsync({
           inject: [STRATA_CONFIG],
           useFactory: (config: StrataConfig): QueueOptions => {
@@ -39,17 +43,21 @@ export class JobsModule {
         { provide: JOBS_OPTIONS, inject: [STRATA_CONFIG], useFactory: (c: StrataConfig) => resolveJobsOptions(options, c.redisUrl) },
         {
           provide: JOBS_REDIS,
-          inject: [JOBS_OPTIONS],
-          // Its own connection for the fairness counters: BullMQ's clients are behind its backend abstraction.
-          useFactory: (o: ResolvedJobsOptions) => new Redis({ ...o.connection, maxRetriesPerRequest: 3, connectionName: `${o.prefix}:jobs` }),
+          inject: [JOBS_OPTIONS, STRATA_CONFIG, RedisMonitor],
+          // Its own connection for the fairness counters: BullMQ's clients are behind its backend
+          // abstraction. A command connection: it fails fast while Redis is down (the enqueue path).
+          useFactory: (o: ResolvedJobsOptions, c: StrataConfig, monitor: RedisMonitor) =>
+            openRedisConnection(o.connection, { connectionName: jobsConnectionName(o.prefix), commandTimeoutMs: c.redisCommandTimeoutMs }, monitor),
         },
         TenantBacklog,
         TenantJobProducer,
         TenantJobRunner,
         SystemTenantRunner,
         QueueDepthPublisher,
+        QueueConnections,
+        TenantQueuedJobs,
       ],
-      exports: [JOBS_OPTIONS, JOBS_REDIS, TenantBacklog, TenantJobProducer, TenantJobRunner, SystemTenantRunner],
+      exports: [JOBS_OPTIONS, JOBS_REDIS, TenantBacklog, TenantJobProducer, TenantJobRunner, SystemTenantRunner, QueueConnections, TenantQueuedJobs],
     };
   }
 

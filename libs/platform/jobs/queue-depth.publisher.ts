@@ -2,6 +2,7 @@ import { Injectable, Optional, type OnApplicationBootstrap, type OnModuleDestroy
 import { DiscoveryService } from '@nestjs/core';
 import { Queue } from 'bullmq';
 import { MetricsService } from '#strata/observability';
+import { QueueConnections } from './queue-connections.watcher';
 
 /**
  * Publishes `strata_queue_depth{queue}` for every BullMQ queue registered in the app (by
@@ -11,7 +12,8 @@ import { MetricsService } from '#strata/observability';
  * Depth is BullMQ's `Queue.count()`: jobs waiting to be processed (waiting, prioritized — every
  * tenant job, since the producer sets priorities — delayed, waiting-children). Read from Redis on
  * each scrape, so every process registering a queue reports the same number: aggregate with
- * max(), not sum(), across replicas.
+ * max(), not sum(), across replicas. While Redis is down a queue is left out of the scrape at once,
+ * and a probe Redis does not answer within REDIS_COMMAND_TIMEOUT_MS is given up (QueueConnections).
  */
 @Injectable()
 export class QueueDepthPublisher implements OnApplicationBootstrap, OnModuleDestroy {
@@ -21,6 +23,7 @@ export class QueueDepthPublisher implements OnApplicationBootstrap, OnModuleDest
 
   constructor(
     private readonly discovery: DiscoveryService,
+    private readonly connections: QueueConnections,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
 
@@ -30,7 +33,7 @@ export class QueueDepthPublisher implements OnApplicationBootstrap, OnModuleDest
       const queue: unknown = wrapper.instance;
       if (!(queue instanceof Queue) || this.queues.includes(queue.name)) continue;
       this.queues.push(queue.name);
-      this.unregister.push(this.metrics.registerQueueDepth(queue.name, () => queue.count()));
+      this.unregister.push(this.metrics.registerQueueDepth(queue.name, () => this.connections.call(queue.name, () => queue.count())));
     }
   }
 

@@ -1,11 +1,11 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { lanePriority, type JobLane } from './tenant-job.lanes';
 
 /** The ioredis client JobsModule opens for its own small commands (not BullMQ's connections). */
 export const JOBS_REDIS = Symbol('JOBS_REDIS');
 
-/** BullMQ's highest priority value (2^21 - 1); lower numbers run first. */
-export const MAX_PRIORITY = 2 ** 21 - 1;
+export { MAX_PRIORITY } from './tenant-job.lanes';
 // A counter left behind by jobs removed out of band heals itself after a quiet week.
 const COUNTER_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -26,16 +26,21 @@ return v`;
 export class TenantBacklog implements OnApplicationShutdown {
   constructor(@Inject(JOBS_REDIS) private readonly redis: Redis) {}
 
-  key(prefix: string, queue: string, tenantId: string): string {
-    return `${prefix}:${queue}:tenant-backlog:${tenantId}`;
+  /**
+   * The tenant's backlog counter on `queue`, one per lane: `{prefix}:{queue}:tenant-backlog:{tenantId}`
+   * for interactive jobs (the key jobs used before lanes existed), `{prefix}:{queue}:batch:tenant-backlog:{tenantId}`
+   * for batch ones; both match the purge's `{prefix}:*:tenant-backlog:{tenantId}`.
+   */
+  key(prefix: string, queue: string, tenantId: string, lane: JobLane = 'interactive'): string {
+    return lane === 'batch' ? `${prefix}:${queue}:batch:tenant-backlog:${tenantId}` : `${prefix}:${queue}:tenant-backlog:${tenantId}`;
   }
 
-  /** Counts `n` new jobs in; returns their priorities (1 = next). */
-  async reserve(key: string, n: number): Promise<number[]> {
+  /** Counts `n` new jobs in; returns their priorities in `lane` (interactive: 1 = next). */
+  async reserve(key: string, n: number, lane: JobLane = 'interactive'): Promise<number[]> {
     const [[incrErr, total]] = (await this.redis.multi().incrby(key, n).expire(key, COUNTER_TTL_SECONDS).exec()) ?? [[null, 0]];
     if (incrErr) throw incrErr;
     const last = Number(total);
-    return Array.from({ length: n }, (_, i) => Math.min(Math.max(last - n + 1 + i, 1), MAX_PRIORITY));
+    return Array.from({ length: n }, (_, i) => lanePriority(lane, last - n + 1 + i));
   }
 
   /** Counts `n` jobs out: finished for good, or never added. */

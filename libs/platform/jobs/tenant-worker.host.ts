@@ -23,8 +23,8 @@ export abstract class TenantWorkerHost<P = unknown, R = unknown> extends WorkerH
   /** Set to true on processors that run system-tenant jobs (cross-tenant work). */
   protected readonly acceptsSystemJobs: boolean = false;
 
-  async process(job: Job<TenantJobData<P>>): Promise<R> {
-    return this.tenantJobRunner.run(job, this.worker, () => this.handle(job), this.acceptsSystemJobs);
+  async process(job: Job<TenantJobData<P>>, token?: string): Promise<R> {
+    return this.tenantJobRunner.run(job, this.worker, () => this.handle(job), this.acceptsSystemJobs, token);
   }
 
   /** Runs inside the job's tenant context; job.data.payload is what the producer was given. */

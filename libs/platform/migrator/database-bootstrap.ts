@@ -12,6 +12,8 @@ import { SHARED_SCHEMA } from '#strata/tenancy/platform';
 export interface DatabaseBootstrapOptions {
   /** Owner connection to the control-plane database (DATABASE_URL). */
   ownerUrl: string;
+  /** A connection pooler in front of ownerUrl's server (DATABASE_POOLED_URL): the default pools' units of work go through it. */
+  pooledUrl?: string;
   /** Data-plane role (tenant tables). */
   appRole: string;
   appPassword?: string;
@@ -24,6 +26,7 @@ export interface DatabaseBootstrapOptions {
 export function bootstrapOptionsFrom(config: StrataConfig): DatabaseBootstrapOptions {
   return {
     ownerUrl: config.databaseUrl,
+    pooledUrl: config.databasePooledUrl,
     appRole: config.appDbUser,
     appPassword: config.appDbPassword,
     controlRole: config.controlDbUser,
@@ -45,7 +48,7 @@ export async function bootstrapDatabase(opts: DatabaseBootstrapOptions): Promise
     await ensureAppRole(client, role, opts.appPassword);
     await ensureAppRole(client, controlRole, opts.controlPassword ?? opts.appPassword);
     await migrateSchema(client, { schema: CONTROL_SCHEMA, set: 'control', grantTo: controlRole });
-    await seedDefaultPools(client, opts.ownerUrl);
+    await seedDefaultPools(client, opts.ownerUrl, opts.pooledUrl);
     // Only a fresh server's shared schema is created here, at the current version. Later tenant
     // migrations reach it through the fleet runner like every other target (canary, central
     // ledger, per-target report): `migrate up --canary x` and an API start must not migrate the
@@ -99,17 +102,30 @@ function backstopSql(role: string, name: string, value: string): string {
     END $$;`;
 }
 
-async function seedDefaultPools(client: Client, ownerUrl: string): Promise<void> {
-  const url = new URL(ownerUrl);
-  const host = url.hostname || '127.0.0.1';
-  const port = Number(url.port || 5432);
-  const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres';
+const addressOf = (u: string): { host: string; port: number } => {
+  const url = new URL(u);
+  return { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432) };
+};
+
+/**
+ * The default pools on DATABASE_URL's server, created once. Their addresses follow the
+ * configuration at every start: with DATABASE_POOLED_URL units of work connect through the pooler
+ * (host/port) and session work to DATABASE_URL's address (direct), without it both are DATABASE_URL's.
+ * Only default pools still on that server and database are re-pointed, never one an operator moved.
+ */
+async function seedDefaultPools(client: Client, ownerUrl: string, pooledUrl: string | undefined): Promise<void> {
+  const server = addressOf(ownerUrl);
+  const data = pooledUrl ? addressOf(pooledUrl) : server;
+  const direct = pooledUrl ? server : { host: null, port: null };
+  const database = decodeURIComponent(new URL(ownerUrl).pathname.replace(/^\//, '')) || 'postgres';
   await client.query(
-    `INSERT INTO ${CONTROL_SCHEMA}.pools (id, kind, host, port, database, is_default) VALUES
-       ('main-pool', 'pool', $1, $2, $3, true),
-       ('main-bridge', 'bridge', $1, $2, $3, true),
-       ('main-silo', 'silo', $1, $2, $3, true)
-     ON CONFLICT (id) DO NOTHING`,
-    [host, port, database],
+    `INSERT INTO ${CONTROL_SCHEMA}.pools AS p (id, kind, host, port, database, is_default, direct_host, direct_port) VALUES
+       ('main-pool', 'pool', $1, $2, $3, true, $4, $5),
+       ('main-bridge', 'bridge', $1, $2, $3, true, $4, $5),
+       ('main-silo', 'silo', $1, $2, $3, true, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, direct_host = EXCLUDED.direct_host, direct_port = EXCLUDED.direct_port
+      WHERE p.database = EXCLUDED.database AND coalesce(p.direct_host, p.host) = $6 AND coalesce(p.direct_port, p.port) = $7
+        AND (p.host, p.port, p.direct_host, p.direct_port) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.port, EXCLUDED.direct_host, EXCLUDED.direct_port)`,
+    [data.host, data.port, database, direct.host, direct.port, server.host, server.port],
   );
 }

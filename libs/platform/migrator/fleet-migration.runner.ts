@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
+import { CONTROL_SCHEMA } from './database-bootstrap';
 import { listFleetTargets, serverOf, type FleetTarget } from './fleet.targets';
-import { appliedVersions, MigrationFailedError, migrateSchema, type AppliedMigration } from './schema-migrator';
+import { appliedVersions, driftOf, MigrationFailedError, migrateSchema, type AppliedMigration, type DriftedMigration } from './schema-migrator';
 import { loadMigrations, type SqlMigration } from './sql-migrations.loader';
 
 export type FleetMode = 'status' | 'plan' | 'up';
@@ -22,10 +23,18 @@ export interface FleetRunOptions {
   perServerCap?: number;
   /** Override the migration files (tests, the bench). */
   migrations?: SqlMigration[];
+  /** Override the control-plane migration files (tests). */
+  controlMigrations?: SqlMigration[];
+  /** Once, before any target is visited: every target the run will go through (canary included). */
+  onTargetsListed?: (targets: readonly FleetTarget[]) => void;
   onTargetDone?: (result: TargetResult) => void;
 }
 
-export type TargetStatus = 'migrated' | 'current' | 'behind' | 'failed' | 'not-run';
+/**
+ * `drifted`: an applied step's file changed since it ran (checksum drift). Reported by every mode;
+ * `up` applies nothing more to such a target until the file is restored or the drift repaired.
+ */
+export type TargetStatus = 'migrated' | 'current' | 'behind' | 'drifted' | 'failed' | 'not-run';
 
 export interface TargetResult {
   target: FleetTarget;
@@ -40,6 +49,15 @@ export interface TargetResult {
   durationMs: number;
   /** From the central ledger (status mode): the last recorded failure of this target, if any. */
   lastError?: { version: string; error: string; at: Date };
+  /** Applied steps whose file changed since they ran (status `drifted`). */
+  drifted?: DriftedMigration[];
+}
+
+/** The control-plane schema's own migrations, checked in every run: pending steps and drift. */
+export interface ControlPlaneState {
+  applied: string;
+  pending: string[];
+  drifted: DriftedMigration[];
 }
 
 export interface FleetReport {
@@ -50,8 +68,10 @@ export interface FleetReport {
   /** Most connections the runner held at once on each server. */
   peakConnections: Record<string, number>;
   wallMs: number;
+  /** Every target migrated or current, and no control-plane migration changed after it ran. */
   ok: boolean;
   canaryFailed: boolean;
+  control: ControlPlaneState;
 }
 
 /** Counting semaphore: the per-server connection cap. */
@@ -111,7 +131,9 @@ export async function runFleet(opts: FleetRunOptions): Promise<FleetReport> {
   await control.connect();
   try {
     const all = await listFleetTargets(control, { tenantSlug: opts.tenantSlug });
+    opts.onTargetsListed?.(all);
     const lastErrors = opts.mode === 'status' ? await readLastErrors(control) : new Map();
+    const controlState = await readControlPlaneState(control, opts.controlMigrations ?? loadMigrations('control'));
     // Workers finish concurrently; their records go through the one control connection in turn.
     let recorded: Promise<unknown> = Promise.resolve();
     const record = (r: TargetResult): Promise<void> => {
@@ -137,6 +159,11 @@ export async function runFleet(opts: FleetRunOptions): Promise<FleetReport> {
         done = await appliedVersions(client, t.schema);
         const pending = migrations.filter((m) => !done.has(m.version)).map((m) => m.version);
         const before = newest(done.keys());
+        // Read with the ledger, so every mode reports it at once, not only an `up` with steps to run.
+        const drifted = driftOf(done, migrations);
+        if (drifted.length) {
+          return { target: t, status: 'drifted', before, after: before, applied, pending, drifted, durationMs: Date.now() - t0, lastError: lastErrors.get(t.key) };
+        }
         if (opts.mode !== 'up' || pending.length === 0) {
           return {
             target: t,
@@ -233,8 +260,8 @@ export async function runFleet(opts: FleetRunOptions): Promise<FleetReport> {
     else for (const t of rest) results.push({ target: t, status: 'not-run', before: '?', after: '?', applied: [], pending: [], durationMs: 0 });
 
     const peakConnections = Object.fromEntries([...slots].map(([s, v]) => [s, v.peak]));
-    const ok = results.every((r) => r.status === 'migrated' || r.status === 'current');
-    return { runId, mode: opts.mode, required, results, peakConnections, wallMs: Date.now() - started, ok, canaryFailed };
+    const ok = results.every((r) => r.status === 'migrated' || r.status === 'current') && controlState.drifted.length === 0;
+    return { runId, mode: opts.mode, required, results, peakConnections, wallMs: Date.now() - started, ok, canaryFailed, control: controlState };
   } finally {
     await control.end().catch(() => undefined);
     slotsOf(controlServer).give();
@@ -285,6 +312,15 @@ async function recordOutcome(control: Client, runId: string, r: TargetResult): P
       r.target.tenantId ?? null,
     ],
   );
+}
+
+async function readControlPlaneState(control: Client, migrations: SqlMigration[]): Promise<ControlPlaneState> {
+  const applied = await appliedVersions(control, CONTROL_SCHEMA);
+  return {
+    applied: newest(applied.keys()),
+    pending: migrations.filter((m) => !applied.has(m.version)).map((m) => m.version),
+    drifted: driftOf(applied, migrations),
+  };
 }
 
 async function readLastErrors(control: Client): Promise<Map<string, { version: string; error: string; at: Date }>> {

@@ -3,7 +3,7 @@ import { SHARED_SCHEMA, tierRules } from '#strata/tenancy/platform';
 
 export type TargetKind = 'pool' | 'bridge' | 'silo';
 
-/** One place the tenant migrations run into: a schema in a database on a server. */
+/** One place the tenant migrations run into: a schema in a database on a server (its direct address: migrations are session work). */
 export interface FleetTarget {
   /** Stable id in reports and the ledger: `pool:<poolId>`, `bridge:<slug>`, `silo:<slug>`. */
   key: string;
@@ -17,6 +17,10 @@ export interface FleetTarget {
   tenantSlug?: string;
 }
 
+// A pool's direct address (migrations/control/0004; directAddressOf in SQL): migrations take advisory
+// locks and use pg_temp helpers, which a transaction-mode pooler in front of the server cannot carry.
+const DIRECT_ADDRESS = (p: string) => `coalesce(${p}.direct_host, ${p}.host) AS host, coalesce(${p}.direct_port, ${p}.port) AS port`;
+
 export const serverOf = (t: Pick<FleetTarget, 'host' | 'port'>): string => `${t.host}:${t.port}`;
 
 /**
@@ -25,7 +29,7 @@ export const serverOf = (t: Pick<FleetTarget, 'host' | 'port'>): string => `${t.
  */
 export async function listFleetTargets(control: ClientBase, filter: { tenantSlug?: string } = {}): Promise<FleetTarget[]> {
   const pools = await control.query<{ id: string; host: string; port: number; database: string }>(
-    `SELECT id, host, port, database FROM control.pools WHERE kind = 'pool' ORDER BY id`,
+    `SELECT id, ${DIRECT_ADDRESS('pools')}, database FROM control.pools WHERE kind = 'pool' ORDER BY id`,
   );
   const tenants = await control.query<{
     id: string;
@@ -38,9 +42,11 @@ export async function listFleetTargets(control: ClientBase, filter: { tenantSlug
     schema_name: string;
     database_name: string | null;
   }>(
-    `SELECT t.id, t.slug, t.tier, t.pool_id, p.host, p.port, p.database AS pool_database, t.schema_name, t.database_name
+    `SELECT t.id, t.slug, t.tier, t.pool_id, ${DIRECT_ADDRESS('p')}, p.database AS pool_database, t.schema_name, t.database_name
        FROM control.tenants t JOIN control.pools p ON p.id = t.pool_id
-      WHERE t.status NOT IN ('deleting', 'deleted')
+      -- Homes that are live: a provisioning tenant's is made (and migrated) by its onboarding, a failed
+      -- one's was removed or never was; migrating either would create the schema the onboarding owns.
+      WHERE t.status NOT IN ('provisioning', 'failed', 'deleting', 'deleted')
       ORDER BY t.tier, t.slug`,
   );
   const targets: FleetTarget[] = pools.rows.map((p) => ({

@@ -19,7 +19,7 @@ import { latestVersion, loadMigrations } from './sql-migrations.loader';
         const migrations = loadMigrations('tenant');
         const version = migrations.length ? migrations[migrations.length - 1].version : '0000';
         return async (client, schema) => {
-          await migrateSchema(client, { schema, set: 'tenant', grantTo: config.appDbUser, migrations });
+          await migrateSchema(client, { schema, set: 'tenant', grantTo: config.appDbUser, migrations, batchFresh: true });
           return version;
         };
       },

@@ -6,6 +6,8 @@ export interface GuardrailViolation {
   target: string;
   table?: string;
   problem: string;
+  /** The target's database could not be reached: nothing is known of it, which is not a violation found. */
+  unreachable?: true;
 }
 
 const TENANT_SETTING = 'app.tenant_id';
@@ -115,7 +117,7 @@ export async function checkFleetGuardrails(opts: FleetCheckOptions): Promise<Gua
           out.push(...(await checkAppRole(client, opts.appRole, server)));
         }
       } catch (err) {
-        for (const t of group) out.push({ target: t.key, problem: `could not be checked: ${(err as Error).message}` });
+        for (const t of group) out.push({ target: t.key, problem: `could not be checked: ${(err as Error).message}`, unreachable: true });
       } finally {
         await client.end().catch(() => undefined);
       }

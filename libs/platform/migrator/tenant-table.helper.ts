@@ -1,8 +1,12 @@
 import type { ClientBase } from 'pg';
 
 /**
- * SQL helpers every migration can call, installed into the session's pg_temp before a target is
- * migrated (so no permanent object is left in tenant schemas, and they must be called qualified):
+ * SQL helpers every migration can call, created in pg_temp inside the transaction of each step that
+ * calls them and dropped again before it commits (so no permanent object is left in tenant schemas,
+ * they must be called qualified, and nothing is left on the connection). Per step, not per session:
+ * behind a connection pooler in transaction mode (PgBouncer) consecutive transactions of one client
+ * run on different server connections, and helpers installed once per session were missing from the
+ * next one (`schema "pg_temp" does not exist`, measured: 5 of 8 concurrent bridge onboardings).
  *
  *   SELECT pg_temp.strata_tenant_table('notes', $$
  *     project_id uuid NOT NULL,
@@ -19,7 +23,7 @@ import type { ClientBase } from 'pg';
  * on a new table then takes more typing than not forgetting it, and the guardrail check catches
  * the rest.
  */
-const HELPER_SQL = `
+export const HELPER_SQL = `
 CREATE OR REPLACE FUNCTION pg_temp.strata_enable_tenant_rls(tbl text) RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
   EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tbl);
@@ -47,10 +51,19 @@ END
 $fn$;
 `;
 
-const installed = new WeakSet<object>();
+export const DROP_HELPER_SQL = 'DROP FUNCTION IF EXISTS pg_temp.strata_tenant_table(text, text), pg_temp.strata_enable_tenant_rls(text)';
 
+/** Whether a migration's SQL calls the helpers (steps that do not are spared two statements). */
+export function callsTenantTableHelper(sql: string): boolean {
+  return /\bpg_temp\s*\.\s*"?strata_/i.test(sql);
+}
+
+/** Creates the helpers in pg_temp; inside the step's transaction, so on the server connection that runs it. */
 export async function installTenantTableHelper(client: ClientBase): Promise<void> {
-  if (installed.has(client)) return;
   await client.query(HELPER_SQL);
-  installed.add(client);
+}
+
+/** Drops them again (before COMMIT: a pooled server connection keeps nothing of the step). */
+export async function dropTenantTableHelper(client: ClientBase): Promise<void> {
+  await client.query(DROP_HELPER_SQL);
 }

@@ -228,6 +228,11 @@ export class HomeCopier {
       throw err;
     }
     await this.forget(src, seqs);
+    // The target's tables were filled by upserts and never analyzed: until autovacuum gets to them
+    // (a minute, or never where it is off), the planner guesses a few dozen rows and answers a list
+    // read (ORDER BY created_at DESC LIMIT n) with a scan of every row of the tenant and a sort.
+    // Statistics before the target serves; throttled like the checksums.
+    for (const t of await this.tenantTables()) await this.throttle.run(() => tgt.query(`ANALYZE ${this.qualified(this.to, t.name)}`));
     return checks;
   }
 

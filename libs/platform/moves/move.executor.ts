@@ -1,21 +1,23 @@
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { LeasedExecutor, LeaseKeeper, LeaseLost } from '#strata/leases';
 import {
+  AUDIT_LOG,
   CONTROL_DATA_SOURCE,
   PoolEntity,
   TENANT_CHANGE_PUBLISHER,
   TenantEntity,
   TenantRegistry,
+  type AuditTrail,
   type TenantChangePublisher,
 } from '#strata/control-plane';
 import {
+  dataAddressOf,
   OwnerConnections,
   placementOf,
-  serverKey,
   SiloDataSourceCache,
+  siloLeaseKey,
   TENANT_SCHEMA_VERSION,
   TierDrivers,
   type TenantHome,
@@ -45,11 +47,8 @@ export const MOVE_EXECUTOR_HOOKS = Symbol('MOVE_EXECUTOR_HOOKS');
 class CancelRequested extends Error {}
 /** Errors no retry can fix: the move fails and rolls back at once. */
 class FatalMoveError extends Error {}
-class LeaseLost extends Error {}
 
 const POLL_MS = 500;
-/** A claim is given up this long before its lease would run out, so two executors never overlap. */
-const LEASE_MARGIN_MS = 500;
 const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
@@ -73,13 +72,7 @@ interface MoveContext {
  * move needs no particular process, and `npm start` alone (no Redis, no worker) runs moves too.
  */
 @Injectable()
-export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger('MoveExecutor');
-  readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
-
+export class MoveExecutor extends LeasedExecutor {
   constructor(
     private readonly moves: TenantMovesRepository,
     private readonly drivers: TierDrivers,
@@ -89,78 +82,31 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     @Inject(CONTROL_DATA_SOURCE) private readonly control: DataSource,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
     @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
+    @Inject(AUDIT_LOG) private readonly audit: AuditTrail,
     @Optional() @Inject(TENANT_CHANGE_PUBLISHER) private readonly changes?: TenantChangePublisher,
     @Optional() @Inject(MOVE_EXECUTOR_HOOKS) private readonly hooks?: MoveExecutorHooks,
-  ) {}
-
-  onApplicationBootstrap(): void {
-    if (this.config.movesExecutor) this.schedule(0);
+  ) {
+    super('move executor', 'MoveExecutor', POLL_MS);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
-  }
-
-  /** A move was requested in this process: look now rather than at the next poll. */
-  nudge(): void {
-    if (this.config.movesExecutor) this.schedule(0);
+  protected polls(): boolean {
+    return this.config.movesExecutor;
   }
 
   /** Claims and runs open moves until none is left (tests and the CLI call it directly). */
   async drain(): Promise<void> {
-    for (;;) {
-      if (this.stopped) return;
-      const move = await this.moves.claim(this.owner, this.config.moveLeaseMs);
-      if (!move) break;
-      await this.execute(move);
-    }
-    await this.dropDueSources();
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      if (this.running) return;
-      this.running = this.drain()
-        .catch((err: unknown) => this.logger.warn(`move executor: ${(err as Error).message}`))
-        .finally(() => {
-          this.running = undefined;
-          this.schedule(POLL_MS);
-        });
-    }, ms);
-    this.timer.unref();
+    const exhausted = await this.poll.drain(() => this.moves.claim(this.owner, this.config.moveLeaseMs), (move) => this.execute(move));
+    if (exhausted) await this.dropDueSources();
   }
 
   /** Runs one claimed move as far as it goes. */
   async execute(claimed: TenantMoveRecord): Promise<void> {
     let move = claimed;
-    const leaseMs = this.config.moveLeaseMs;
-    // The claim is ours until this local deadline unless the database says otherwise sooner. A
-    // renewal that fails (control plane unreachable) does not extend it: we stop before another
-    // executor can have started, rather than trust a lease we could not confirm.
-    let lost = false;
-    let deadline = Date.now() + leaseMs - LEASE_MARGIN_MS;
-    const renew = async (): Promise<boolean> => {
-      const asked = Date.now();
-      const ok = await this.moves.renew(move.id, this.owner, leaseMs);
-      if (ok) deadline = asked + leaseMs - LEASE_MARGIN_MS;
-      else lost = true;
-      return ok;
-    };
-    const heartbeat = setInterval(() => void renew().catch(() => undefined), Math.max(200, Math.floor(leaseMs / 3)));
-    heartbeat.unref();
+    const lease = LeaseKeeper.start({ leaseMs: this.config.moveLeaseMs, renew: () => this.moves.renew(move.id, this.owner, this.config.moveLeaseMs) });
     let ctx: MoveContext | undefined;
-    const assertLease = () => {
-      if (lost || Date.now() > deadline) throw new LeaseLost();
-    };
-    // Before every destructive step: confirm the claim in the database, not only in memory.
-    const confirmLease = async () => {
-      assertLease();
-      if (!(await renew())) throw new LeaseLost();
-    };
+    const assertLease = () => lease.assert();
+    // Before every destructive step (the copier's too): confirmed in the database, not only in memory.
+    const confirmLease = () => lease.confirm();
     try {
       ctx = await this.contextOf(move, confirmLease);
       move = await this.run(move, ctx, assertLease);
@@ -171,7 +117,7 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
       }
       await this.onFailure(move, ctx, err);
     } finally {
-      clearInterval(heartbeat);
+      lease.stop();
       await ctx?.copier.close();
     }
   }
@@ -301,9 +247,10 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
     if (pauseMs !== undefined) await this.moves.progress(move.id, this.owner, { pauseMs });
     await this.step('cutover:flipped', move);
     const done = await this.moves.finish(move.id, this.owner, 'done', null, this.config.moveSourceRetentionMs);
+    if (done) await this.recordFinished(done, null);
     // Housekeeping only; the move is done. Triggers left by a failure here are dropped with the source.
     await copier.stopCapture().catch((err: unknown) => this.logger.warn(`move ${move.id}: dropping capture triggers failed: ${(err as Error).message}`));
-    await this.silos.evictTenant(tenant.id, `${tenant.id}@${serverKey(ctx.to)}`).catch(() => undefined);
+    await this.silos.evictTenant(tenant.id, siloLeaseKey(tenant.id, dataAddressOf(ctx.to))).catch(() => undefined);
     this.logger.log(`move ${move.id}: tenant ${tenant.id} now on ${move.toTier}/${move.toPoolId}${pauseMs !== undefined ? `, writes paused ${pauseMs} ms` : ''}`);
     return done ?? move;
   }
@@ -389,9 +336,25 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
         .drop(ctx.to, move.tenantId)
         .catch((e: unknown) => this.logger.warn(`move ${move.id}: dropping the target failed: ${(e as Error).message}`));
     }
-    await this.moves.finish(move.id, this.owner, cancelled ? 'cancelled' : 'failed', cancelled ? null : message, 0);
+    const finished = await this.moves.finish(move.id, this.owner, cancelled ? 'cancelled' : 'failed', cancelled ? null : message, 0);
+    if (finished) await this.recordFinished(finished, cancelled ? null : message);
     if (cancelled) this.logger.log(`move ${move.id}: cancelled and rolled back`);
     else this.logger.error(`move ${move.id}: failed and rolled back: ${message}`);
+  }
+
+  /**
+   * Only the executor that finished the move (held the lease) records it, once. After the fact: the
+   * move's outcome stands whether or not its entry could be written, so a failure is logged loudly.
+   */
+  private async recordFinished(move: TenantMoveRecord, error: string | null): Promise<void> {
+    await this.audit
+      .record({
+        action: 'move.finished',
+        tenantId: move.tenantId,
+        actor: { type: 'system', id: this.owner },
+        details: { moveId: move.id, outcome: move.phase, fromTier: move.fromTier, toTier: move.toTier, toPoolId: move.toPoolId, ...(error ? { error } : {}) },
+      })
+      .catch((err: unknown) => this.logger.error(`move ${move.id}: its audit entry (move.finished) was not written: ${(err as Error).message}`));
   }
 
   private async contextOf(move: TenantMoveRecord, confirmLease: () => Promise<void>): Promise<MoveContext> {
@@ -420,7 +383,7 @@ export class MoveExecutor implements OnApplicationBootstrap, OnApplicationShutdo
   private async dropDueSources(): Promise<void> {
     const due = await this.moves.dueSourceDrops().catch(() => []);
     for (const move of due) {
-      if (this.stopped || !(await this.moves.claimSourceDrop(move.id))) continue;
+      if (this.poll.stopped || !(await this.moves.claimSourceDrop(move.id))) continue;
       try {
         const tenant = await this.control.getRepository(TenantEntity).findOneBy({ id: move.tenantId });
         const live = tenant && tenant.poolId === move.fromPoolId && tenant.schemaName === move.fromSchema && tenant.databaseName === move.fromDatabase;

@@ -1,4 +1,4 @@
-import { ApiException } from '#strata/common';
+import { errorCatalogue } from '#strata/common';
 
 /** Every error code the moves API answers, in one place (OpenAPI and tests list them from here). */
 export const MoveErrorCode = {
@@ -26,6 +26,8 @@ const STATUS: Record<MoveErrorCode, number> = {
   move_not_cancellable: 409,
 };
 
-export function moveError(code: MoveErrorCode, message: string): ApiException {
-  return new ApiException(STATUS[code], code, message);
-}
+const catalogue = errorCatalogue(STATUS);
+/** Raises one of the codes above with its status. */
+export const moveError = catalogue.error;
+/** `@ApiErrors(moveErrors(…))`: the codes under their statuses, as the OpenAPI document lists them. */
+export const moveErrors = catalogue.errors;

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuditLogModule } from '#strata/audit';
 import { MoveExecutor } from './move.executor';
 import { MovesController } from './moves.controller';
 import { MovesService } from './moves.service';
@@ -6,6 +7,7 @@ import { TenantMovesRepository } from './tenant-moves.repository';
 
 /** Online tenant moves: the admin API and the executor every API/worker process runs. */
 @Module({
+  imports: [AuditLogModule],
   controllers: [MovesController],
   providers: [TenantMovesRepository, MoveExecutor, MovesService],
   exports: [MovesService, MoveExecutor],
@@ -14,6 +16,7 @@ export class MovesModule {}
 
 /** The same without HTTP routes: the worker and the CLI run moves but serve no API. */
 @Module({
+  imports: [AuditLogModule],
   providers: [TenantMovesRepository, MoveExecutor, MovesService],
   exports: [MovesService, MoveExecutor],
 })

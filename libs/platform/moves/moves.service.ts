@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { CONTROL_DATA_SOURCE, PoolEntity, TenantEntity, type Tier } from '#strata/control-plane';
+import { AUDIT_LOG, CONTROL_DATA_SOURCE, PoolEntity, TenantEntity, type AuditTrail, type Tier } from '#strata/control-plane';
 import { TENANT_SCHEMA_VERSION, TierDrivers, type TenantHome } from '#strata/tenancy/platform';
 import { MoveExecutor } from './move.executor';
 import { moveError, MoveErrorCode } from './moves.errors';
@@ -18,6 +18,7 @@ export class MovesService {
     private readonly drivers: TierDrivers,
     private readonly executor: MoveExecutor,
     @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
+    @Inject(AUDIT_LOG) private readonly audit: AuditTrail,
   ) {}
 
   async request(tenantId: string, target: { toTier: Tier; toPoolId?: string }, requestedBy: string): Promise<TenantMoveView> {
@@ -58,6 +59,12 @@ export class MovesService {
         requestedBy,
         fromEpoch: tenant.placementEpoch,
       });
+      await this.audit.record({
+        action: 'move.requested',
+        tenantId: tenant.id,
+        actor: { type: 'operator', id: requestedBy },
+        details: { moveId: move.id, fromTier: tenant.tier, fromPoolId: tenant.poolId, toTier: target.toTier, toPoolId: toPool.id },
+      });
       this.executor.nudge();
       return moveView(move);
     } catch (err) {
@@ -79,9 +86,10 @@ export class MovesService {
   }
 
   /** Asks the executor to roll the move back; the tenant stays on its source and the target is dropped. */
-  async cancel(id: string): Promise<TenantMoveView> {
+  async cancel(id: string, operator: string): Promise<TenantMoveView> {
     const asked = await this.moves.requestCancel(id);
     if (asked) {
+      await this.audit.record({ action: 'move.cancel_requested', tenantId: asked.tenantId, actor: { type: 'operator', id: operator }, details: { moveId: id, phase: asked.phase } });
       this.executor.nudge();
       return moveView(asked);
     }

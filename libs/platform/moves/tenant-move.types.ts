@@ -1,4 +1,5 @@
-import type { Tier } from '#strata/control-plane';
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { TIERS, type Tier } from '#strata/control-plane';
 
 /** Phases in order; `done`, `failed` and `cancelled` are terminal. */
 export const MOVE_PHASES = ['queued', 'provisioning', 'copying', 'catching_up', 'verifying', 'cutover', 'done', 'failed', 'cancelled'] as const;
@@ -7,19 +8,21 @@ export const TERMINAL_PHASES: readonly MovePhase[] = ['done', 'failed', 'cancell
 /** From cutover on the tenant may already be served by the target: no going back. */
 export const CANCELLABLE_PHASES: readonly MovePhase[] = ['queued', 'provisioning', 'copying', 'catching_up', 'verifying'];
 
-export interface PhaseRecord {
-  phase: MovePhase;
-  startedAt: string;
-  finishedAt?: string;
+@ApiSchema({ name: 'MovePhaseRecord' })
+export class PhaseRecord {
+  @ApiProperty({ enum: MOVE_PHASES }) phase: MovePhase;
+  @ApiProperty({ format: 'date-time' }) startedAt: string;
+  @ApiPropertyOptional({ format: 'date-time' }) finishedAt?: string;
 }
 
 /** What verification found per table: counts and checksums on both sides, taken on the same snapshot. */
-export interface TableCheck {
-  table: string;
-  sourceRows: number;
-  targetRows: number;
-  sourceChecksum: string;
-  targetChecksum: string;
+@ApiSchema({ name: 'MoveTableCheck' })
+export class TableCheck {
+  @ApiProperty() table: string;
+  @ApiProperty({ type: 'integer' }) sourceRows: number;
+  @ApiProperty({ type: 'integer' }) targetRows: number;
+  @ApiProperty() sourceChecksum: string;
+  @ApiProperty() targetChecksum: string;
 }
 
 /** A row of control.tenant_moves. */
@@ -55,28 +58,29 @@ export interface TenantMoveRecord {
 }
 
 /** The admin API's view of a move. */
-export interface TenantMoveView {
-  id: string;
-  tenantId: string;
-  fromTier: Tier;
-  fromPoolId: string;
-  toTier: Tier;
-  toPoolId: string;
-  phase: MovePhase;
-  createdAt: Date;
-  requestedBy: string;
-  rowsCopied: number;
-  rowsTotal: number;
-  lagRows: number;
-  pauseMs: number | null;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  error: string | null;
-  cancelRequested: boolean;
-  phases: PhaseRecord[];
-  checks: TableCheck[];
-  sourceDropAfter: Date | null;
-  sourceDroppedAt: Date | null;
+@ApiSchema({ name: 'TenantMove' })
+export class TenantMoveView {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) tenantId: string;
+  @ApiProperty({ enum: TIERS }) fromTier: Tier;
+  @ApiProperty() fromPoolId: string;
+  @ApiProperty({ enum: TIERS }) toTier: Tier;
+  @ApiProperty() toPoolId: string;
+  @ApiProperty({ enum: MOVE_PHASES }) phase: MovePhase;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt: Date;
+  @ApiProperty({ description: 'the operator (token `sub`) who asked' }) requestedBy: string;
+  @ApiProperty({ type: 'integer', minimum: 0 }) rowsCopied: number;
+  @ApiProperty({ type: 'integer', minimum: 0 }) rowsTotal: number;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'changes captured but not yet applied to the target' }) lagRows: number;
+  @ApiProperty({ type: 'integer', nullable: true, description: "the cutover's write pause" }) pauseMs: number | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) startedAt: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) finishedAt: Date | null;
+  @ApiProperty({ type: String, nullable: true }) error: string | null;
+  @ApiProperty() cancelRequested: boolean;
+  @ApiProperty({ type: [PhaseRecord] }) phases: PhaseRecord[];
+  @ApiProperty({ type: [TableCheck] }) checks: TableCheck[];
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) sourceDropAfter: Date | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) sourceDroppedAt: Date | null;
 }
 
 export function moveView(m: TenantMoveRecord): TenantMoveView {

@@ -1,20 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { CONTROL_DATA_SOURCE } from '#strata/control-plane';
+import { LeasedTable, msFromNow, rowsOf } from '#strata/leases';
 import type { MovePhase, TenantMoveRecord } from './tenant-move.types';
 
 const COLUMNS = `id, tenant_id, from_tier, from_pool_id, from_schema, from_database, to_tier, to_pool_id, to_schema, to_database,
   phase, cancel_requested, requested_by, rows_copied, rows_total, lag_rows, pause_ms, checkpoint, phases, error,
   lease_owner, lease_until, attempts, created_at, started_at, finished_at, source_drop_after, source_dropped_at`;
 const OPEN = `phase NOT IN ('done', 'failed', 'cancelled')`;
+const LEASED = new LeasedTable({ table: 'control.tenant_moves', key: 'id', open: OPEN, order: 'created_at', columns: COLUMNS });
+const CLAIM = LEASED.claim({ set: ['started_at = coalesce(started_at, now())'] });
+const RENEW = LEASED.renew();
+const RELEASE = LEASED.release({ set: ['attempts = attempts + 1', `checkpoint = checkpoint || jsonb_build_object('lastError', $4::text)`] });
 
 type Row = Record<string, unknown>;
-
-/** TypeORM answers UPDATE/DELETE … RETURNING with [rows, affected] and SELECT/INSERT with rows. */
-function rowsOf(result: unknown): Row[] {
-  const r = result as unknown[];
-  return Array.isArray(r) && r.length === 2 && Array.isArray(r[0]) && typeof r[1] === 'number' ? (r[0] as Row[]) : (r as Row[]);
-}
 const toRecord = (r: Row): TenantMoveRecord => ({
   id: r.id as string,
   tenantId: r.tenant_id as string,
@@ -99,36 +98,19 @@ export class TenantMovesRepository {
 
   /** Claims the oldest open move nobody holds (or whose holder's lease ran out). */
   async claim(owner: string, leaseMs: number): Promise<TenantMoveRecord | null> {
-    const rows = rowsOf(await this.db.query(
-      `UPDATE control.tenant_moves SET lease_owner = $1, lease_until = now() + make_interval(secs => $2 / 1000.0),
-              started_at = coalesce(started_at, now())
-        WHERE id = (SELECT id FROM control.tenant_moves
-                     WHERE ${OPEN} AND (lease_until IS NULL OR lease_until < now())
-                     ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)
-        RETURNING ${COLUMNS}`,
-      [owner, leaseMs],
-    ));
+    const rows = rowsOf(await this.db.query(CLAIM, [owner, leaseMs]));
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   /** Extends the lease; false when another process has taken the move over. */
   async renew(id: string, owner: string, leaseMs: number): Promise<boolean> {
-    const rows = rowsOf(await this.db.query(
-      `UPDATE control.tenant_moves SET lease_until = now() + make_interval(secs => $3 / 1000.0)
-        WHERE id = $1 AND lease_owner = $2 AND ${OPEN} RETURNING id`,
-      [id, owner, leaseMs],
-    ));
+    const rows = rowsOf(await this.db.query(RENEW, [id, owner, leaseMs]));
     return rows.length === 1;
   }
 
   /** Gives the move back, claimable again after `delayMs` (a retry's back-off). */
   async release(id: string, owner: string, delayMs: number, error: string | null): Promise<void> {
-    await this.db.query(
-      `UPDATE control.tenant_moves SET lease_owner = NULL, lease_until = now() + make_interval(secs => $3 / 1000.0),
-              attempts = attempts + 1, checkpoint = checkpoint || jsonb_build_object('lastError', $4::text)
-        WHERE id = $1 AND lease_owner = $2`,
-      [id, owner, delayMs, error],
-    );
+    await this.db.query(RELEASE, [id, owner, delayMs, error]);
   }
 
   /**
@@ -142,7 +124,7 @@ export class TenantMovesRepository {
               phases = (SELECT coalesce(jsonb_agg(CASE WHEN p ? 'finishedAt' THEN p ELSE p || jsonb_build_object('finishedAt', now()) END), '[]'::jsonb)
                           FROM jsonb_array_elements(phases) p)
                        || jsonb_build_array(jsonb_build_object('phase', $3::text, 'startedAt', now()))
-        WHERE id = $1 AND lease_owner = $2 AND phase <> $3 AND ${OPEN}
+        WHERE ${LEASED.held} AND phase <> $3
           AND NOT ($3 = 'cutover' AND cancel_requested)
         RETURNING ${COLUMNS}`,
       [id, owner, phase],
@@ -168,12 +150,12 @@ export class TenantMovesRepository {
   async finish(id: string, owner: string, phase: 'done' | 'failed' | 'cancelled', error: string | null, retentionMs: number): Promise<TenantMoveRecord | null> {
     const rows = rowsOf(await this.db.query(
       `UPDATE control.tenant_moves
-          SET phase = $3, error = $4, finished_at = now(), lease_owner = NULL, lease_until = NULL,
+          SET phase = $3, error = $4, finished_at = now(), ${LEASED.letGo},
               phases = (SELECT coalesce(jsonb_agg(CASE WHEN p ? 'finishedAt' THEN p ELSE p || jsonb_build_object('finishedAt', now()) END), '[]'::jsonb)
                           FROM jsonb_array_elements(phases) p)
                        || jsonb_build_array(jsonb_build_object('phase', $3::text, 'startedAt', now(), 'finishedAt', now())),
-              source_drop_after = CASE WHEN $3 = 'done' THEN now() + make_interval(secs => $5 / 1000.0) END
-        WHERE id = $1 AND lease_owner = $2 AND ${OPEN}
+              source_drop_after = CASE WHEN $3 = 'done' THEN ${msFromNow('$5')} END
+        WHERE ${LEASED.held}
         RETURNING ${COLUMNS}`,
       [id, owner, phase, error, retentionMs],
     ));

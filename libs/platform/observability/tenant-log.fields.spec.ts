@@ -51,6 +51,19 @@ describe('tenantLogFields', () => {
     expect(inScope(scope, () => tenantLogFields()).impersonatedBy).toBe('admin-uuid');
   });
 
+  it('names both identities and the impersonation on every line of an impersonated request', () => {
+    const scope: TenantScope = { tenant: placement('t-a', 'acme'), requestId: 'r', userId: 'user-1', role: 'member', impersonatedBy: 'op-1', impersonationId: 'imp-1' };
+    expect(inScope(scope, () => tenantLogFields())).toEqual({
+      tenantId: 't-a',
+      tenantSlug: 'acme',
+      tenantTier: 'pool',
+      requestId: 'r',
+      userId: 'user-1',
+      impersonatedBy: 'op-1',
+      impersonationId: 'imp-1',
+    });
+  });
+
   it('prefers the store pinned on a response over the context the log is written from', () => {
     const pinned = { scope: { tenant: placement('t-a', 'acme'), requestId: 'req-a' } };
     const res = { [REQUEST_CLS_STORE]: pinned };

@@ -10,7 +10,10 @@ export interface TenantLogFields {
   tenantSlug?: string;
   tenantTier?: string;
   requestId?: string;
+  /** Only under impersonation: the user acted as, beside the operator acting. */
+  userId?: string;
   impersonatedBy?: string;
+  impersonationId?: string;
 }
 
 /**
@@ -29,7 +32,7 @@ export function currentClsStore(): Record<PropertyKey, unknown> | undefined {
  */
 export function tenantLogFields(store: Record<PropertyKey, unknown> | undefined = currentClsStore()): TenantLogFields {
   if (!store) return {};
-  const scope = store.scope as (TenantScope & { impersonatedBy?: unknown }) | undefined;
+  const scope = store.scope as TenantScope | undefined;
   const requestId = scope?.requestId ?? (typeof store[CLS_ID] === 'string' ? (store[CLS_ID] as string) : undefined);
   if (!scope) return requestId ? { requestId } : {};
   // The system tenant keeps its own id (so its work stays traceable) but always the `system` label.
@@ -37,8 +40,13 @@ export function tenantLogFields(store: Record<PropertyKey, unknown> | undefined 
     ? { tenantId: scope.tenant?.id ?? SYSTEM_TENANT_LABEL, tenantSlug: SYSTEM_TENANT_LABEL, tenantTier: SYSTEM_TENANT_LABEL }
     : { tenantId: scope.tenant.id, tenantSlug: scope.tenant.slug, tenantTier: scope.tenant.tier };
   if (requestId) fields.requestId = requestId;
-  // Not on TenantScope yet: the admin-impersonation work adds it. An id, never the admin's email.
-  if (typeof scope.impersonatedBy === 'string') fields.impersonatedBy = scope.impersonatedBy;
+  // Every line of an impersonated request names both identities: the operator (an id, never an
+  // email) beside the user, and the impersonation it runs under.
+  if (typeof scope.impersonatedBy === 'string') {
+    fields.impersonatedBy = scope.impersonatedBy;
+    if (scope.userId) fields.userId = scope.userId;
+  }
+  if (typeof scope.impersonationId === 'string') fields.impersonationId = scope.impersonationId;
   return fields;
 }
 

@@ -12,9 +12,26 @@ export {
   type S3Credentials,
   type StorageDriverName,
 } from './storage.options';
-export { STORAGE_DRIVER, type StorageDriver, type StoredObject, type ObjectInfo, type PutObjectOptions, type PresignOptions } from './storage.driver';
+export {
+  STORAGE_DRIVER,
+  type StorageDriver,
+  type StoredObject,
+  type ObjectInfo,
+  type PutObjectOptions,
+  type PresignOptions,
+  type GetObjectOptions,
+  type ByteRange,
+} from './storage.driver';
+export { SignedDownloads, type SignedDownload } from './signed-download.tokens';
 export { LocalStorageDriver } from './local-storage.driver';
 export { S3StorageDriver } from './s3-storage.driver';
-export { StorageKeyError, StorageObjectNotFoundError } from './storage.errors';
+export {
+  StorageKeyError,
+  StorageObjectNotFoundError,
+  StorageRangeError,
+  StorageErrorCode,
+  SignedUrlInvalidError,
+  SignedUrlExpiredError,
+} from './storage.errors';
 export { sanitizeContentType } from './content-type.sanitizer';
 export { attachmentDisposition } from './content-disposition.header';

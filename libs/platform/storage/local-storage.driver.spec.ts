@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { LocalStorageDriver } from './local-storage.driver';
-import { StorageKeyError, StorageObjectNotFoundError } from './storage.errors';
+import { StorageKeyError, StorageObjectNotFoundError, StorageRangeError } from './storage.errors';
 
 const T = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 
@@ -41,6 +41,23 @@ describe('local storage driver', () => {
     expect(await driver.head(`${T}/files/b`)).toEqual({ size: 6 });
     expect(await text((await driver.get(`${T}/files/b`)).stream)).toBe('stream');
     expect(tree(root)).toEqual([`${T}/files/a`, `${T}/files/b`]);
+  });
+
+  it('reads a byte range, clamping its end to the object, and says which bytes it sends', async () => {
+    await driver.put(`${T}/files/r`, Buffer.from('0123456789'), { contentType: 'text/plain' });
+    const mid = await driver.get(`${T}/files/r`, { range: { start: 2, end: 4 } });
+    expect({ size: mid.size, range: mid.range, text: await text(mid.stream) }).toEqual({ size: 10, range: { start: 2, end: 4 }, text: '234' });
+    const tail = await driver.get(`${T}/files/r`, { range: { start: 7, end: 1_000 } });
+    expect({ range: tail.range, text: await text(tail.stream) }).toEqual({ range: { start: 7, end: 9 }, text: '789' });
+  });
+
+  it('refuses a range that starts at or past the end with StorageRangeError carrying the size', async () => {
+    await driver.put(`${T}/files/r`, Buffer.from('0123456789'), { contentType: 'text/plain' });
+    const err = await driver.get(`${T}/files/r`, { range: { start: 10, end: 12 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageRangeError);
+    expect((err as StorageRangeError).size).toBe(10);
+    await driver.put(`${T}/files/empty`, Buffer.alloc(0), { contentType: 'text/plain' });
+    await expect(driver.get(`${T}/files/empty`, { range: { start: 0, end: 0 } })).rejects.toBeInstanceOf(StorageRangeError);
   });
 
   it('replaces an object whole and leaves no temporary file behind', async () => {
@@ -95,6 +112,24 @@ describe('local storage driver', () => {
     await expect(driver.get(`${T}/missing`)).rejects.toThrow(StorageObjectNotFoundError);
     await expect(driver.head(`${T}/dir`)).rejects.toThrow(StorageObjectNotFoundError);
     await expect(driver.get(`${T}/dir/file/below-a-file`)).rejects.toThrow(StorageObjectNotFoundError);
+  });
+
+  it("lists and deletes every object under a tenant's prefix, and nothing else", async () => {
+    const other = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+    await driver.put(`${T}/files/a`, Buffer.from('a'), { contentType: 'text/plain' });
+    await driver.put(`${T}/exports/x/y`, Buffer.from('y'), { contentType: 'text/plain' });
+    await driver.put(`${other}/files/a`, Buffer.from('b'), { contentType: 'text/plain' });
+    expect((await driver.list(`${T}/`)).sort()).toEqual([`${T}/exports/x/y`, `${T}/files/a`]);
+    expect(await driver.deletePrefix(`${T}/`)).toBe(2);
+    expect(await driver.list(`${T}/`)).toEqual([]);
+    expect(await driver.deletePrefix(`${T}/`)).toBe(0);
+    expect(tree(root)).toEqual([join(other, 'files', 'a')]);
+  });
+
+  it('refuses a prefix that does not end with / or leads out of the root', async () => {
+    await expect(driver.list(T)).rejects.toThrow(StorageKeyError);
+    await expect(driver.deletePrefix('../outside/')).rejects.toThrow(StorageKeyError);
+    expect(existsSync(join(outside, 'secret'))).toBe(true);
   });
 
   it('deletes idempotently', async () => {

@@ -1,19 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { constants, createWriteStream } from 'node:fs';
-import { mkdir, open, realpath, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertObjectKey } from './object-key.validator';
-import type { ObjectInfo, PutObjectOptions, StorageDriver, StoredObject } from './storage.driver';
-import { StorageKeyError, StorageObjectNotFoundError } from './storage.errors';
+import type { GetObjectOptions, ObjectInfo, PutObjectOptions, StorageDriver, StoredObject } from './storage.driver';
+import { StorageKeyError, StorageObjectNotFoundError, StorageRangeError } from './storage.errors';
 
 const missing = (err: unknown) => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException)?.code ?? '');
 
 /**
  * Objects as files under `root/`, one directory level per key segment. Bytes only: the content
  * type is the caller's metadata (the files table keeps it), so nothing sits next to the object
- * that a key could collide with. No presigned URLs (presignedGetUrl answers null).
+ * that a key could collide with. No presigned URLs (presignedGetUrl answers null): a domain module
+ * hands out SignedDownloads tokens for its own public route instead.
  */
 export class LocalStorageDriver implements StorageDriver {
   readonly name = 'local' as const;
@@ -48,9 +49,17 @@ export class LocalStorageDriver implements StorageDriver {
     }
   }
 
-  async get(key: string): Promise<StoredObject> {
+  async get(key: string, options: GetObjectOptions = {}): Promise<StoredObject> {
     const { handle, size } = await this.openFile(key);
-    return { stream: handle.createReadStream(), size };
+    const { range } = options;
+    if (!range) return { stream: handle.createReadStream(), size };
+    // Checked against the open descriptor's size: the object a range is read from is the one sized.
+    if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.start >= size) {
+      await handle.close();
+      throw new StorageRangeError(key, size);
+    }
+    const clamped = { start: range.start, end: Math.min(range.end, size - 1) };
+    return { stream: handle.createReadStream(clamped), size, range: clamped };
   }
 
   async head(key: string): Promise<ObjectInfo> {
@@ -67,6 +76,39 @@ export class LocalStorageDriver implements StorageDriver {
     } catch (err) {
       if (!missing(err)) throw err;
     }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const dir = this.prefixDir(prefix);
+    try {
+      await this.assertUnderRoot(prefix, dir);
+      const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+      // Upload temp files (put() writes beside the object, then renames) are not objects yet.
+      return entries
+        .filter((e) => e.isFile() && !e.name.startsWith('.'))
+        .map((e) => prefix + join(e.parentPath, e.name).slice(dir.length + 1).split(sep).join('/'));
+    } catch (err) {
+      if (missing(err)) return [];
+      throw err;
+    }
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const count = (await this.list(prefix)).length;
+    const dir = this.prefixDir(prefix);
+    await this.assertUnderRoot(prefix, dir).then(
+      () => rm(dir, { recursive: true, force: true }),
+      (err: unknown) => {
+        if (!missing(err)) throw err;
+      },
+    );
+    return count;
+  }
+
+  /** The directory holding every key under `prefix` (`{tenantId}/` → root/{tenantId}). */
+  private prefixDir(prefix: string): string {
+    if (!prefix.endsWith('/')) throw new StorageKeyError(prefix, 'a prefix must end with /');
+    return this.pathOf(prefix.slice(0, -1));
   }
 
   async presignedGetUrl(): Promise<null> {

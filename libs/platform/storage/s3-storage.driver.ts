@@ -1,11 +1,11 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { assertObjectKey } from './object-key.validator';
 import { attachmentDisposition } from './content-disposition.header';
-import type { ObjectInfo, PresignOptions, PutObjectOptions, StorageDriver, StoredObject } from './storage.driver';
-import { StorageObjectNotFoundError } from './storage.errors';
+import type { GetObjectOptions, ObjectInfo, PresignOptions, PutObjectOptions, StorageDriver, StoredObject } from './storage.driver';
+import { StorageObjectNotFoundError, StorageRangeError } from './storage.errors';
 import type { S3StorageOptions } from './storage.options';
 
 // GetObject says NoSuchKey; HeadObject has no body, so only NotFound / a bare 404. A missing
@@ -14,6 +14,11 @@ function isMissingObject(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   if (e?.name === 'NoSuchBucket') return false;
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}
+
+function isInvalidRange(err: unknown): boolean {
+  const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'InvalidRange' || e?.Code === 'InvalidRange' || e?.$metadata?.httpStatusCode === 416;
 }
 
 /** Objects in one bucket under their full key; credentials from options or the AWS default chain. */
@@ -52,15 +57,34 @@ export class S3StorageDriver implements StorageDriver, OnApplicationShutdown {
     );
   }
 
-  async get(key: string): Promise<StoredObject> {
+  async get(key: string, options: GetObjectOptions = {}): Promise<StoredObject> {
     assertObjectKey(key);
+    const { range } = options;
+    if (range && (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start)) {
+      throw new StorageRangeError(key, (await this.head(key)).size);
+    }
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+      );
       // In Node the body is the response's IncomingMessage (a Readable) with SDK helpers mixed in.
       if (!(out.Body instanceof Readable)) throw new Error(`S3 GetObject for ${key} returned no readable body`);
-      return { stream: out.Body, contentType: out.ContentType, size: out.ContentLength ?? 0 };
+      if (!range) return { stream: out.Body, contentType: out.ContentType, size: out.ContentLength ?? 0 };
+      // `bytes 0-99/1234`: the bytes sent (S3 clamps the end) and the whole object's size.
+      const sent = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(out.ContentRange ?? '');
+      if (!sent) {
+        // An S3-compatible server that ignored the Range sends the whole object: say so, not a range.
+        return { stream: out.Body, contentType: out.ContentType, size: out.ContentLength ?? 0 };
+      }
+      return {
+        stream: out.Body,
+        contentType: out.ContentType,
+        size: Number(sent[3]),
+        range: { start: Number(sent[1]), end: Number(sent[2]) },
+      };
     } catch (err) {
       if (isMissingObject(err)) throw new StorageObjectNotFoundError(key);
+      if (range && isInvalidRange(err)) throw new StorageRangeError(key, (await this.head(key)).size);
       throw err;
     }
   }
@@ -79,6 +103,31 @@ export class S3StorageDriver implements StorageDriver, OnApplicationShutdown {
   async delete(key: string): Promise<void> {
     assertObjectKey(key);
     await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    if (!prefix.endsWith('/')) throw new Error('a prefix must end with /');
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  }
+
+  /** Lists, then deletes in batches of 1,000 (DeleteObjects' limit). */
+  async deletePrefix(prefix: string): Promise<number> {
+    const keys = await this.list(prefix);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const out = await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.options.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      );
+      if (out.Errors?.length) throw new Error(`deleting ${out.Errors.length} objects under ${prefix} failed: ${out.Errors[0].Code} ${out.Errors[0].Message}`);
+    }
+    return keys.length;
   }
 
   /** Signed locally (no request to S3): the URL does not prove the object exists. */

@@ -4,10 +4,12 @@ import { S3StorageDriver } from './s3-storage.driver';
 import { STORAGE_DRIVER, type StorageDriver } from './storage.driver';
 import { resolveStorageOptions, STORAGE_OPTIONS, type ResolvedStorageOptions, type StorageModuleOptions } from './storage.options';
 import { TenantStorage } from './tenant.storage';
+import { SignedDownloads } from './signed-download.tokens';
 
 /**
- * TenantStorage for domain code, with the driver FILES_DRIVER names. forRoot() once per app
- * (global). Needs TenancyModule (TenantContext) in the application.
+ * TenantStorage and SignedDownloads for domain code, with the driver FILES_DRIVER names. forRoot()
+ * once per app (global). Needs TenancyModule (TenantContext), ControlPlaneModule (the registry, for
+ * the tenant a signed download names) and ClsModule in the application.
  */
 @Module({})
 export class StorageModule {
@@ -25,8 +27,10 @@ export class StorageModule {
             o.driver === 's3' ? new S3StorageDriver(o.s3) : new LocalStorageDriver(o.root),
         },
         TenantStorage,
+        SignedDownloads,
       ],
-      exports: [STORAGE_OPTIONS, TenantStorage],
+      // The driver itself for platform libs working on platform-owned keys or a whole prefix (exports).
+      exports: [STORAGE_OPTIONS, STORAGE_DRIVER, TenantStorage, SignedDownloads],
     };
   }
 }

@@ -51,7 +51,16 @@ describe('storage options', () => {
     expect(o.driver === 's3' && o.s3.credentials).toBeUndefined();
   });
 
+  it('takes FILES_PUBLIC_URL as the origin of signed download URLs, without a trailing slash', () => {
+    expect(resolveStorageOptions({}, { FILES_PUBLIC_URL: 'https://api.example.com/' }).publicUrl).toBe('https://api.example.com');
+    expect(resolveStorageOptions({}, { FILES_PUBLIC_URL: 'https://example.com/strata/api/' }).publicUrl).toBe('https://example.com/strata/api');
+    expect(resolveStorageOptions({}, {}).publicUrl).toBeUndefined();
+  });
+
   it.each([
+    [{ FILES_PUBLIC_URL: 'api.example.com' }, /config: FILES_PUBLIC_URL must be an http\(s\) URL/],
+    [{ FILES_PUBLIC_URL: 'https://api.example.com/?x=1' }, /config: FILES_PUBLIC_URL/],
+    [{ FILES_PUBLIC_URL: 'ftp://api.example.com' }, /config: FILES_PUBLIC_URL/],
     [{ FILES_DRIVER: 'ftp' }, /config: FILES_DRIVER must be local or s3/],
     [{ FILES_MAX_BYTES: '10MB' }, /config: FILES_MAX_BYTES must be an integer/],
     [{ FILES_MAX_BYTES: '0' }, /config: FILES_MAX_BYTES/],

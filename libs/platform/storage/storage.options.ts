@@ -29,11 +29,18 @@ export interface StorageModuleOptions {
   maxBytes?: number;
   /** Default lifetime of a presigned download URL. */
   urlTtlSeconds?: number;
+  /**
+   * Local driver: the API's public origin (and path prefix, behind a proxy) that signed download
+   * URLs start with. Unset: the origin the request for the URL came to.
+   */
+  publicUrl?: string;
 }
 
 interface CommonOptions {
   maxBytes: number;
   urlTtlSeconds: number;
+  /** Without a trailing slash. */
+  publicUrl?: string;
 }
 export type ResolvedStorageOptions =
   | (CommonOptions & { driver: 'local'; root: string })
@@ -108,6 +115,22 @@ function s3Options(given: Partial<S3StorageOptions>, env: NodeJS.ProcessEnv): S3
   };
 }
 
+/** An http(s) origin with an optional path, no query or fragment; returned without a trailing slash. */
+function publicUrlOf(given: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const raw = given ?? opt(env, 'FILES_PUBLIC_URL');
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username || url.password) {
+    throw new Error(`config: FILES_PUBLIC_URL must be an http(s) URL without query, fragment or credentials (e.g. https://api.example.com), got ${JSON.stringify(raw)}`);
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+}
+
 /**
  * forRoot() arguments first, then the environment, then defaults; validated once at startup so a
  * bad value stops the process with the variable's name instead of failing the first upload.
@@ -118,6 +141,8 @@ export function resolveStorageOptions(options: StorageModuleOptions = {}, env: N
     maxBytes: int(options.maxBytes, env, 'FILES_MAX_BYTES', DEFAULT_MAX_BYTES, 1, Number.MAX_SAFE_INTEGER),
     urlTtlSeconds: int(options.urlTtlSeconds, env, 'FILES_URL_TTL_SECONDS', DEFAULT_URL_TTL_SECONDS, 1, MAX_URL_TTL_SECONDS),
   };
+  const publicUrl = publicUrlOf(options.publicUrl, env);
+  if (publicUrl !== undefined) common.publicUrl = publicUrl;
   if (driver === 'local') {
     const root = options.root ?? opt(env, 'FILES_ROOT') ?? '.data/files';
     // Relative roots are taken from the working directory once, so a later chdir cannot move them.

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { TenantContext } from '#strata/tenancy/platform';
 import { assertObjectKey } from './object-key.validator';
 import { sanitizeContentType } from './content-type.sanitizer';
-import { STORAGE_DRIVER, type ObjectInfo, type PutObjectOptions, type StorageDriver, type StoredObject } from './storage.driver';
+import { STORAGE_DRIVER, type GetObjectOptions, type ObjectInfo, type PutObjectOptions, type StorageDriver, type StoredObject } from './storage.driver';
 import { MAX_URL_TTL_SECONDS, STORAGE_OPTIONS, type ResolvedStorageOptions } from './storage.options';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -40,9 +40,12 @@ export class TenantStorage {
     return this.driver.put(fullKey, body, { ...options, contentType: sanitizeContentType(options.contentType) });
   }
 
-  /** StorageObjectNotFoundError when this tenant has no object under `key`. The caller consumes or destroys the stream. */
-  async get(key: string): Promise<StoredObject> {
-    return this.driver.get(this.tenantKey(key, 'reading an object'));
+  /**
+   * StorageObjectNotFoundError when this tenant has no object under `key`; StorageRangeError when
+   * `options.range` starts past its end. The caller consumes or destroys the stream.
+   */
+  async get(key: string, options: GetObjectOptions = {}): Promise<StoredObject> {
+    return this.driver.get(this.tenantKey(key, 'reading an object'), options);
   }
 
   /** StorageObjectNotFoundError when this tenant has no object under `key`. */
@@ -53,6 +56,17 @@ export class TenantStorage {
   /** Idempotent. */
   async delete(key: string): Promise<void> {
     return this.driver.delete(this.tenantKey(key, 'deleting an object'));
+  }
+
+  /** Every key of the current tenant (without the tenant prefix). */
+  async listAll(): Promise<string[]> {
+    const prefix = this.tenantPrefix('listing objects');
+    return (await this.driver.list(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  /** Deletes every object of the current tenant (offboarding); returns how many. Idempotent. */
+  async removeAll(): Promise<number> {
+    return this.driver.deletePrefix(this.tenantPrefix('deleting every object'));
   }
 
   /**
@@ -77,10 +91,15 @@ export class TenantStorage {
   }
 
   private tenantKey(key: string, what: string): string {
+    const prefix = this.tenantPrefix(what);
+    assertObjectKey(key);
+    return prefix + key;
+  }
+
+  private tenantPrefix(what: string): string {
     const { tenant } = this.context.requireTenant(what, 'stored objects');
     // The prefix is a registry id, but it is checked anyway: it is the one thing keeping tenants apart.
     if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)} as a storage prefix: not a UUID`);
-    assertObjectKey(key);
-    return `${tenant.id}/${key}`;
+    return `${tenant.id}/`;
   }
 }

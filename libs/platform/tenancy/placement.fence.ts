@@ -1,3 +1,4 @@
+import { preparedStatementName } from './prepared-statements';
 import { RetiredHomeError } from './tenancy.errors';
 
 /**
@@ -47,4 +48,4 @@ export function isHomeGone(err: unknown): boolean {
 export const FENCE_CHECK_SQL =
   'SELECT CASE WHEN EXISTS (SELECT 1 FROM strata_fence.retired_homes WHERE tenant_id = $1::uuid AND schema_name = $2) ' +
   'THEN strata_fence.refuse_retired($1::uuid, $2) END';
-export const FENCE_CHECK_STATEMENT = 'strata_fence_check';
+export const FENCE_CHECK_STATEMENT = preparedStatementName('strata_fence_check', FENCE_CHECK_SQL);

@@ -11,6 +11,8 @@ import { PoolTierDriver } from './tiers/pool.tier';
 import { BridgeTierDriver } from './tiers/bridge.tier';
 import { SiloTierDriver } from './tiers/silo.tier';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
+import { HomeCircuits } from './home.circuit';
+import { ServerConnectionBudget } from './server-connection.budget';
 
 /**
  * Tenant context and tier-routed connections. Needs STRATA_CONFIG, nestjs-cls (ClsModule), the
@@ -22,7 +24,12 @@ import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
   providers: [
     TenantContext,
     SharedDataSources,
-    { provide: SILO_DATA_SOURCE_OPENER, inject: [STRATA_CONFIG], useFactory: (c: StrataConfig) => siloOpenerFactory(c) },
+    ServerConnectionBudget,
+    {
+      provide: SILO_DATA_SOURCE_OPENER,
+      inject: [STRATA_CONFIG, ServerConnectionBudget],
+      useFactory: (c: StrataConfig, budget: ServerConnectionBudget) => siloOpenerFactory(c, budget),
+    },
     SiloDataSourceCache,
     OwnerConnections,
     PoolTierDriver,
@@ -30,9 +37,10 @@ import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
     SiloTierDriver,
     TierDrivers,
     PlacementResolver,
+    HomeCircuits,
     TenantConnectionManager,
   ],
-  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, OwnerConnections, TierDrivers, PlacementResolver],
+  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, ServerConnectionBudget, OwnerConnections, TierDrivers, PlacementResolver, HomeCircuits],
 })
 export class TenancyModule {
   /** A domain module declares its tenant tables' entities; every tier's DataSource maps them. */

@@ -16,6 +16,19 @@ describe('tenant setup statement', () => {
     );
   });
 
+  it("sets the unit's statement and lock budgets for its transaction only, before the fence lock so the lock wait is bounded too", () => {
+    expect(tenantSetupSql({ id, schemaName: 't_acme' }, true, { statementTimeoutMs: 15000, lockTimeoutMs: 3000 })).toBe(
+      `BEGIN; SELECT set_config('search_path', '"t_acme"', true), set_config('app.tenant_id', '${id}', true), ` +
+        `set_config('statement_timeout', '15000', true), set_config('lock_timeout', '3000', true), ` +
+        `pg_advisory_xact_lock_shared(1398035009, hashtext('${id}'))`,
+    );
+  });
+
+  it("leaves a budget of 0 to the role's default and refuses one that is not an integer", () => {
+    expect(tenantSetupSql({ id, schemaName: 't_acme' }, false, { statementTimeoutMs: 0, lockTimeoutMs: 0 })).toBe(tenantSetupSql({ id, schemaName: 't_acme' }, false));
+    expect(() => tenantSetupSql({ id, schemaName: 't_acme' }, false, { statementTimeoutMs: 1.5, lockTimeoutMs: 0 })).toThrow(/refusing unit budget/);
+  });
+
   it('refuses a tenant id that is not a UUID', () => {
     expect(() => tenantSetupSql({ id: `${id}', true); DROP TABLE x; --`, schemaName: 'shared' })).toThrow(/not a UUID/);
   });

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
@@ -6,23 +6,43 @@ import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantRegistry } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
-import type { TierDriver, TierLease } from './tiers/tier.driver';
-import { TenantPgClient, type TenantReadScope } from './tenant-pg.client';
+import { dataAddressOf, type TierDriver, type TierLease } from './tiers/tier.driver';
+import { TenantPgClient, type ReadBudgets, type TenantReadScope } from './tenant-pg.client';
 import { placementOf, type TenantPlacement } from './tenant.types';
 import { FENCE_CHECK_SQL, FENCE_CHECK_STATEMENT, FENCE_LOCK_CLASS, isHomeGone, isRetiredHome } from './placement.fence';
-import { ReadUnitTransactionError, RetiredHomeError, TenantMovingError, TenantUnavailableError, TransactionRolledBackError } from './tenancy.errors';
+import {
+  ClientClosedRequestError,
+  HomeConnectionLostError,
+  PreparedFenceCheckMismatch,
+  ReadUnitTransactionError,
+  RetiredHomeError,
+  TenantBusyError,
+  TenantMovingError,
+  TenantUnavailableError,
+  TransactionRolledBackError,
+} from './tenancy.errors';
+import { HomeCircuits } from './home.circuit';
+import { faultReason, isHomeBusy, isHomeUnreachable } from '#strata/common';
+import { cancelBackend, type UnitCancellation } from './backend.cancel';
+import { serverKey } from './tenant-data-source.factory';
+import { isPreparedStatementMismatch, preparedStatementRecoveries } from './prepared-statements';
 
 // CLS key of the open unit of work; private to this class so no one can hand domain code another manager.
 const OPEN_MANAGER = Symbol('strata:open-tenant-manager');
 // Set (to true) in the CLS context of an open read unit, so a write unit is not opened inside it.
 const OPEN_READ = Symbol('strata:open-tenant-read');
 const AFTER_COMMIT = Symbol('strata:after-commit');
+const BEFORE_COMMIT = Symbol('strata:before-commit');
+
+/** A statement a unit runs last, just before its COMMIT, on the unit's own connection. */
+export type BeforeCommitHook = (manager: EntityManager) => Promise<void>;
 
 /** What an open unit of work keeps in its (child) CLS context. */
 interface UnitEntries {
   [OPEN_MANAGER]?: EntityManager;
   [OPEN_READ]?: true;
   [AFTER_COMMIT]?: Array<() => Promise<void> | void>;
+  [BEFORE_COMMIT]?: BeforeCommitHook[];
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -35,11 +55,55 @@ const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
  * cannot bind parameters; both come from the registry and are checked against strict patterns
  * here, then quoted, so no request input can reach this string.
  */
-export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>, fence = true): string {
+export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>, fence = true, budgets?: UnitBudgets): string {
   const scope = tenantReadScope(tenant);
   const id = escapeLiteral(scope.tenantId);
-  const enter = `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${id}, true)`;
+  let enter = `BEGIN; SELECT set_config('search_path', ${escapeLiteral(scope.searchPath)}, true), set_config('app.tenant_id', ${id}, true)`;
+  // Before the fence lock: the lock wait itself is bounded by lock_timeout.
+  const budget = budgets ? budgetSql(budgets) : '';
+  if (budget) enter += `, ${budget}`;
   return fence ? `${enter}, pg_advisory_xact_lock_shared(${FENCE_LOCK_CLASS}, hashtext(${id}))` : enter;
+}
+
+/**
+ * How long one unit of work may wait on a lock and run one statement (DATA_LOCK_TIMEOUT_MS,
+ * DATA_STATEMENT_TIMEOUT_MS), and how long a write unit may sit idle inside its open transaction
+ * (DATA_IDLE_IN_TRANSACTION_TIMEOUT_MS: the server ends such a session, freeing its locks and its
+ * connection), set for its transaction only, so a pooled connection (or PgBouncer's server
+ * connection) carries nothing of it to the next unit. 0 (or absent) leaves the role's default.
+ */
+export interface UnitBudgets {
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+  idleInTransactionTimeoutMs?: number;
+}
+
+/**
+ * Where a write unit's budgets come from when they depend on the tenant's plan (libs/platform/capacity
+ * provides it). Called once per write unit, synchronously: it must answer from memory. No provider,
+ * or `undefined`: the instance's DATA_* budgets.
+ */
+export const UNIT_BUDGET_POLICY = Symbol('UNIT_BUDGET_POLICY');
+export interface UnitBudgetPolicy {
+  writeBudgetsOf(plan: string | undefined): UnitBudgets | undefined;
+  /**
+   * A read unit's statement and lock budgets, only when they differ from the instance's (undefined
+   * otherwise): each differing plan costs every connection one more prepared setup.
+   */
+  readBudgetsOf(plan: string | undefined): ReadBudgets | undefined;
+}
+
+function budgetSql(budgets: UnitBudgets): string {
+  const ms = (n: number) => {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`refusing unit budget ${n}: not a non-negative integer of milliseconds`);
+    return `'${n}'`;
+  };
+  const parts: string[] = [];
+  if (budgets.statementTimeoutMs > 0) parts.push(`set_config('statement_timeout', ${ms(budgets.statementTimeoutMs)}, true)`);
+  if (budgets.lockTimeoutMs > 0) parts.push(`set_config('lock_timeout', ${ms(budgets.lockTimeoutMs)}, true)`);
+  const idle = budgets.idleInTransactionTimeoutMs ?? 0;
+  if (idle > 0) parts.push(`set_config('idle_in_transaction_session_timeout', ${ms(idle)}, true)`);
+  return parts.join(', ');
 }
 
 // Read scopes by tenant id and schema: one object per placement, so TenantPgClient can keep the
@@ -47,14 +111,26 @@ export function tenantSetupSql(tenant: Pick<TenantPlacement, 'id' | 'schemaName'
 const READ_SCOPES_MAX = 10_000;
 const readScopes = new Map<string, TenantReadScope>();
 
-/** The bound values of a read unit's per-statement setup; the same checks as tenantSetupSql. */
-export function tenantReadScope(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>): TenantReadScope {
-  const key = `${tenant.id}\u0000${tenant.schemaName}`;
+/**
+ * The bound values of a read unit's per-statement setup; the same checks as tenantSetupSql.
+ * `budgets`: a plan's own statement and lock budgets (UnitBudgetPolicy.readBudgetsOf), when they
+ * differ from the instance's.
+ */
+export function tenantReadScope(tenant: Pick<TenantPlacement, 'id' | 'schemaName'>, budgets?: ReadBudgets): TenantReadScope {
+  const key = budgets
+    ? `${tenant.id}\u0000${tenant.schemaName}\u0000${budgets.statementTimeoutMs}\u0000${budgets.lockTimeoutMs}`
+    : `${tenant.id}\u0000${tenant.schemaName}`;
   const known = readScopes.get(key);
-  if (known) return known;
+  // The budgets object too: the client finds the setup of a scope's budgets by that object.
+  if (known && known.budgets === budgets) return known;
   if (!UUID.test(tenant.id)) throw new Error(`refusing tenant id ${JSON.stringify(tenant.id)}: not a UUID`);
   if (!SCHEMA.test(tenant.schemaName)) throw new Error(`refusing schema ${JSON.stringify(tenant.schemaName)}`);
-  const scope: TenantReadScope = Object.freeze({ searchPath: escapeIdentifier(tenant.schemaName), tenantId: tenant.id, schema: tenant.schemaName });
+  const scope: TenantReadScope = Object.freeze({
+    searchPath: escapeIdentifier(tenant.schemaName),
+    tenantId: tenant.id,
+    schema: tenant.schemaName,
+    ...(budgets ? { budgets } : {}),
+  });
   if (readScopes.size >= READ_SCOPES_MAX) readScopes.delete(readScopes.keys().next().value as string);
   readScopes.set(key, scope);
   return scope;
@@ -73,8 +149,13 @@ type OpenableQueryRunner = Omit<QueryRunner, 'isTransactionActive'> & {
  * transaction (open or aborted) would carry a tenant's settings, or its failure, to the next unit of
  * any tenant. Such a connection is destroyed instead, and the pool opens a fresh one.
  */
-async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: TenantPgClient | undefined): Promise<void> {
+async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: TenantPgClient | undefined, cancelSent = false): Promise<void> {
   const runner = qr as OpenableQueryRunner;
+  if (cancelSent && runner.releasePostgresConnection) {
+    // The cancel request travels on its own connection and may land after the unit ended.
+    await runner.releasePostgresConnection(new Error('a cancel request was sent to this backend; destroyed'));
+    return;
+  }
   if (client instanceof TenantPgClient && !client.idle && runner.releasePostgresConnection) {
     await runner.releasePostgresConnection(new Error(`connection left in transaction status ${client.transactionStatus}; destroyed`));
     return;
@@ -83,18 +164,65 @@ async function releaseClean(qr: OpenableQueryRunner | QueryRunner, client: Tenan
 }
 
 
-/** qr.connect(), with pg-pool's acquire timeout answered as a 503 rather than a 500. */
-async function acquire(qr: QueryRunner | OpenableQueryRunner): Promise<unknown> {
+/**
+ * True when TypeORM let go of the unit's QueryRunner itself (its connection emitted 'error') while
+ * the unit still ran: only the unit's own finally releases it otherwise.
+ */
+function lostConnection(qr: QueryRunner | OpenableQueryRunner, err: unknown): boolean {
+  // The query runner's own statements and EntityManager.query() name it differently.
+  return (qr as QueryRunner).isReleased && RELEASED_RUNNER_ERRORS.has((err as Error)?.name);
+}
+const RELEASED_RUNNER_ERRORS = new Set(['QueryRunnerAlreadyReleasedError', 'QueryRunnerProviderAlreadyReleasedError']);
+
+/**
+ * qr.connect(), with pg-pool's acquire timeout answered as a 503 rather than a 500. A client that
+ * left while the unit waited for a connection gets it released at once and the unit refused: the
+ * wait itself is not abandoned, because a QueryRunner released before its connect() settles is
+ * marked released and would never hand the connection back (a leak per abandoned request).
+ */
+async function acquire(qr: QueryRunner | OpenableQueryRunner, cancellation?: UnitCancellation): Promise<unknown> {
+  let connected: unknown;
   try {
-    return await (qr as QueryRunner).connect();
+    connected = await (qr as QueryRunner).connect();
   } catch (err) {
-    if (/timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(String((err as Error)?.message))) {
-      throw new TenantUnavailableError();
-    }
+    // pg-pool's wait for a free connection ran out (a full pool, not a dead server: no circuit).
+    if (/timeout exceeded when trying to connect/i.test(String((err as Error)?.message))) throw new TenantUnavailableError();
     throw err;
   }
+  if (cancellation?.cancelled) {
+    await (qr as QueryRunner).release();
+    throw new ClientClosedRequestError();
+  }
+  return connected;
 }
 
+/**
+ * While a unit holds `client`, a client of the request that leaves cancels the backend's statement
+ * on the server (a lock wait ends at once instead of committing after the client gave up). Returns
+ * whether a cancel was sent: such a connection must be destroyed, not pooled.
+ */
+function cancelOnLeave(client: unknown, cancellation: UnitCancellation | undefined): () => boolean {
+  if (!cancellation) return () => false;
+  let sent = false;
+  const stop = cancellation.onCancel(() => {
+    sent = true;
+    void cancelBackend(client as Parameters<typeof cancelBackend>[0]);
+  });
+  return () => {
+    stop();
+    return sent;
+  };
+}
+
+/** SQLSTATE idle_in_transaction_session_timeout: the server ended a session left idle inside its transaction. */
+const IDLE_IN_TRANSACTION_TIMEOUT = '25P03';
+
+/** The SQLSTATE of a pg error, or of the driver error TypeORM wrapped. */
+function sqlState(err: unknown): string | undefined {
+  const e = err as { code?: unknown; driverError?: { code?: unknown } } | null | undefined;
+  const code = e?.driverError?.code ?? e?.code;
+  return typeof code === 'string' ? code : undefined;
+}
 
 // How long a unit that found its home retired waits for the control plane to show the new one.
 const MOVE_WAIT_MS = 5000;
@@ -113,6 +241,7 @@ export class TenantConnectionManager {
   private readonly logger = new Logger('TenantConnectionManager');
   private readonly fence: boolean;
   private readonly prepared: boolean;
+  private readonly budgets: UnitBudgets;
 
   constructor(
     private readonly context: TenantContext,
@@ -120,10 +249,17 @@ export class TenantConnectionManager {
     private readonly drivers: TierDrivers,
     private readonly placements: PlacementResolver,
     private readonly registry: TenantRegistry,
+    private readonly circuits: HomeCircuits,
     @Inject(STRATA_CONFIG) config: StrataConfig,
+    @Optional() @Inject(UNIT_BUDGET_POLICY) private readonly budgetPolicy?: UnitBudgetPolicy,
   ) {
     this.fence = config.placementFence;
     this.prepared = config.tenantSetupPrepared;
+    this.budgets = {
+      statementTimeoutMs: config.dataStatementTimeoutMs,
+      lockTimeoutMs: config.dataLockTimeoutMs,
+      idleInTransactionTimeoutMs: config.dataIdleInTransactionTimeoutMs ?? 0,
+    };
   }
 
   /** Runs `work` in one transaction on the current tenant's data; commits on success, rolls back on error. */
@@ -138,11 +274,29 @@ export class TenantConnectionManager {
     }
     const { tenant } = this.context.requireTenant('a tenant database transaction', 'tenant data');
     try {
-      return await this.transactionOn(tenant, work);
+      return await this.onHome(tenant, (at, cancellation) => this.transactionPrepared(at, work, cancellation));
     } catch (err) {
       // Rolled back on the old home: nothing of it was written. Once more where the tenant lives now.
       const moved = await this.movedAfter(tenant, err);
-      return this.transactionOn(moved, work);
+      return this.onHome(moved, (at, cancellation) => this.transactionPrepared(at, work, cancellation));
+    }
+  }
+
+  /**
+   * transactionOn, again when the server connection disagreed about the fence check's prepared
+   * statement (a pooler without prepared-statement support, prepared-statements.ts): prepared as the
+   * server's answer said, then unprepared. The check failed right after BEGIN, so the transaction was
+   * aborted before any of the work's statements ran and nothing of it was committed — the same reason
+   * a retired home's unit may run again.
+   */
+  private async transactionPrepared<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>, cancellation?: UnitCancellation): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOn(tenant, work, cancellation, this.prepared && attempt < 3);
+      } catch (err) {
+        if (!(err instanceof PreparedFenceCheckMismatch) || attempt >= 3) throw err;
+        preparedStatementRecoveries.writes++;
+      }
     }
   }
 
@@ -159,20 +313,73 @@ export class TenantConnectionManager {
     if (open) return work(open);
     const { tenant } = this.context.requireTenant('a tenant database read', 'tenant data');
     try {
-      return await this.readOn(tenant, work);
+      return await this.onHome(tenant, (at, cancellation) => this.readOn(at, work, cancellation));
     } catch (err) {
-      return this.readOn(await this.movedAfter(tenant, err), work);
+      const moved = await this.movedAfter(tenant, err);
+      return this.onHome(moved, (at, cancellation) => this.readOn(at, work, cancellation));
     }
   }
 
-  private async transactionOn<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  /**
+   * Runs one unit on `tenant`'s home and turns the home's faults into answers: a server that cannot
+   * be reached opens the home's circuit (home.circuit.ts) and answers 503 tenant_unavailable, fast,
+   * until a trial unit gets through; a lock or statement that outlasted the unit's budget answers
+   * 503 tenant_busy; a unit whose client left answers 499. Closed circuits cost one property read.
+   */
+  private async onHome<T>(tenant: TenantPlacement, run: (at: TenantPlacement, cancellation?: UnitCancellation) => Promise<T>): Promise<T> {
+    const cancellation = this.context.cancellation;
+    if (cancellation?.cancelled) throw new ClientClosedRequestError();
+    let home: string | undefined;
+    let admitted: 'closed' | 'trial' = 'closed';
+    if (this.circuits.anyOpen) {
+      home = await this.homeKey(tenant);
+      admitted = this.circuits.admit(home);
+    }
+    let reported = false;
+    try {
+      const result = await run(tenant, cancellation);
+      if (home) {
+        this.circuits.succeeded(home);
+        reported = true;
+      }
+      return result;
+    } catch (err) {
+      if (cancellation?.cancelled) throw new ClientClosedRequestError();
+      if (isHomeUnreachable(err)) {
+        home ??= await this.homeKey(tenant).catch(() => undefined);
+        if (home) {
+          this.circuits.failed(home, faultReason(err), admitted);
+          reported = true;
+        }
+        throw new TenantUnavailableError("this tenant's database cannot be reached right now; retry shortly");
+      }
+      if (isHomeBusy(err)) throw new TenantBusyError(sqlState(err) === '55P03' ? 'lock_timeout' : 'statement_timeout', this.context.current()?.requestId);
+      throw err;
+    } finally {
+      if (home && admitted === 'trial' && !reported) this.circuits.abandoned(home);
+    }
+  }
+
+  /** The address of the database a tenant's units run in (a pooler's, when there is one): the key of its home's circuit. */
+  private async homeKey(tenant: TenantPlacement): Promise<string> {
+    const pool = await this.placements.poolOf(tenant);
+    return serverKey(dataAddressOf(this.drivers.of(tenant.tier).homeOf(tenant, pool)));
+  }
+
+  private async transactionOn<T>(
+    tenant: TenantPlacement,
+    work: (manager: EntityManager) => Promise<T>,
+    cancellation?: UnitCancellation,
+    prepared = this.prepared,
+  ): Promise<T> {
     // Built (and validated) before a connection is taken: a bad placement never touches one.
-    const setup = tenantSetupSql(tenant, this.fence);
+    const setup = tenantSetupSql(tenant, this.fence, this.budgetPolicy?.writeBudgetsOf(tenant.plan) ?? this.budgets);
     const { driver, lease } = await this.enter(tenant);
     const afterCommit: Array<() => Promise<void> | void> = [];
+    const beforeCommit: BeforeCommitHook[] = [];
     let result: T;
     try {
-      result = await this.runEntered(lease.dataSource, tenant, setup, work, afterCommit);
+      result = await this.runEntered(lease.dataSource, tenant, setup, work, { afterCommit, beforeCommit }, cancellation, prepared);
     } finally {
       driver.leave(lease);
     }
@@ -186,18 +393,20 @@ export class TenantConnectionManager {
     return result;
   }
 
-  private async readOn<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const scope = tenantReadScope(tenant);
+  private async readOn<T>(tenant: TenantPlacement, work: (manager: EntityManager) => Promise<T>, cancellation?: UnitCancellation): Promise<T> {
+    const scope = tenantReadScope(tenant, this.budgetPolicy?.readBudgetsOf(tenant.plan));
     const { driver, lease } = await this.enter(tenant);
     try {
       const qr = lease.dataSource.createQueryRunner('master');
       let client: TenantPgClient | undefined;
+      let stopCancel = () => false;
       try {
-        const connected: unknown = await acquire(qr);
+        const connected: unknown = await acquire(qr, cancellation);
         if (!(connected instanceof TenantPgClient)) {
           throw new Error('tenant DataSources must use TenantPgClient (createTenantDataSource sets it)');
         }
         client = connected;
+        stopCancel = cancelOnLeave(client, cancellation);
         client.enterReadScope(scope);
         let result: T;
         try {
@@ -206,6 +415,7 @@ export class TenantConnectionManager {
         } catch (err) {
           // The work may have wrapped or swallowed the fence's error; the client saw it either way.
           if (connected.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+          if (lostConnection(qr, err)) throw new HomeConnectionLostError(err);
           // TypeORM wraps the refusal in a QueryFailedError; the refusal itself says what to do.
           const cause = (err as { driverError?: unknown }).driverError;
           throw cause instanceof ReadUnitTransactionError ? cause : err;
@@ -216,17 +426,17 @@ export class TenantConnectionManager {
         if (connected.retiredHomeSeen) throw new RetiredHomeError(tenant.id, tenant.schemaName);
         return result;
       } finally {
-        await releaseClean(qr, client);
+        await releaseClean(qr, client, stopCancel());
       }
     } finally {
       driver.leave(lease);
     }
   }
 
-  /** The fence check of a write unit, prepared per connection unless TENANT_SETUP_PREPARED is off (PgBouncer < 1.21). */
-  private fenceCheck(tenant: TenantPlacement): { name?: string; text: string; values: string[] } {
+  /** The fence check of a write unit, prepared per connection unless TENANT_SETUP_PREPARED is off (or this unit runs again after a mismatch). */
+  private fenceCheck(tenant: TenantPlacement, prepared: boolean): { name?: string; text: string; values: string[] } {
     const values = [tenant.id, tenant.schemaName];
-    return this.prepared ? { name: FENCE_CHECK_STATEMENT, text: FENCE_CHECK_SQL, values } : { text: FENCE_CHECK_SQL, values };
+    return prepared ? { name: FENCE_CHECK_STATEMENT, text: FENCE_CHECK_SQL, values } : { text: FENCE_CHECK_SQL, values };
   }
 
   private async enter(tenant: TenantPlacement): Promise<{ driver: TierDriver; lease: TierLease }> {
@@ -303,6 +513,26 @@ export class TenantConnectionManager {
     callbacks.push(callback);
   }
 
+  /**
+   * Runs `hook` as the open write unit's last statement(s), after all of its work and just before
+   * its COMMIT, on its connection; a hook that throws rolls the unit back and its error is the
+   * unit's. For a row lock that should be held only for the commit, not for the whole unit
+   * (the plans lib's quota counters): taken last, it is released by the COMMIT that follows.
+   */
+  beforeCommit(hook: BeforeCommitHook): void {
+    const unit = this.unit();
+    const open = unit?.[OPEN_MANAGER];
+    const hooks = unit?.[BEFORE_COMMIT];
+    if (open && unit[OPEN_READ]) {
+      throw new Error('beforeCommit() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
+    }
+    if (!open || !hooks) {
+      this.context.require('a before-commit hook');
+      throw new Error('no open tenant transaction: call beforeCommit() inside tenantConnectionManager.transaction(() => …)');
+    }
+    hooks.push(hook);
+  }
+
   private openManager(): EntityManager | undefined {
     return this.unit()?.[OPEN_MANAGER];
   }
@@ -325,10 +555,13 @@ export class TenantConnectionManager {
     tenant: TenantPlacement,
     setup: string,
     work: (m: EntityManager) => Promise<T>,
-    afterCommit: Array<() => Promise<void> | void>,
+    hooks: { afterCommit: Array<() => Promise<void> | void>; beforeCommit: BeforeCommitHook[] },
+    cancellation: UnitCancellation | undefined,
+    prepared: boolean,
   ): Promise<T> {
     const qr = ds.createQueryRunner('master') as unknown as OpenableQueryRunner;
-    const client = (await acquire(qr)) as PoolClient;
+    const client = (await acquire(qr, cancellation)) as PoolClient;
+    const stopCancel = cancelOnLeave(client, cancellation);
     let broken: unknown;
     // Corked until the event loop turns: the setup and the unit's first statement leave in one
     // socket write (the bench measured separate writes at ~150 µs of CPU per request here).
@@ -344,7 +577,7 @@ export class TenantConnectionManager {
         corked = false;
       });
       const entered = client.query(setup);
-      const checked = this.fence ? client.query(this.fenceCheck(tenant)) : undefined;
+      const checked = this.fence ? client.query(this.fenceCheck(tenant, prepared)) : undefined;
       // The first failure of the two (a retired home raises in the check); handled either way.
       const setupFailure = Promise.all([entered, checked]).then(
         () => undefined,
@@ -353,9 +586,15 @@ export class TenantConnectionManager {
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
       try {
-        const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: afterCommit }, () => work(qr.manager));
+        const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: hooks.afterCommit, [BEFORE_COMMIT]: hooks.beforeCommit }, () =>
+          work(qr.manager),
+        );
         await entered;
         await checked;
+        // In order, after all of the work: a hook that throws rolls the whole unit back like the work would.
+        for (const hook of hooks.beforeCommit) await hook(qr.manager);
+        // Nobody will learn the outcome: roll back rather than commit work its client gave up on.
+        if (cancellation?.cancelled) throw new ClientClosedRequestError();
         // COMMIT ourselves to read its command tag: a transaction in which a statement failed (and the
         // work caught it and went on) answers COMMIT with ROLLBACK. TypeORM's commitTransaction()
         // resolves either way, so the caller would be told its data is stored when none of it is.
@@ -373,6 +612,14 @@ export class TenantConnectionManager {
         // The fence refused the home: whatever the work made of its aborted statements, the cause is the move.
         const failedSetup = await setupFailure;
         if (failedSetup && isRetiredHome(failedSetup)) throw new RetiredHomeError(tenant.id, tenant.schemaName);
+        if (failedSetup && isPreparedStatementMismatch(failedSetup, FENCE_CHECK_STATEMENT)) throw new PreparedFenceCheckMismatch(failedSetup);
+        if (lostConnection(qr, err)) {
+          // The server ended the session for sitting idle in the unit's transaction: the unit's own
+          // budget ran out (503 tenant_busy), not the server (no circuit for its other tenants).
+          const ended = (client as unknown as TenantPgClient).connectionError;
+          if (ended?.code === IDLE_IN_TRANSACTION_TIMEOUT) throw new TenantBusyError('idle_in_transaction_timeout', this.context.current()?.requestId);
+          throw new HomeConnectionLostError(err);
+        }
         throw err;
       }
     } finally {
@@ -380,8 +627,9 @@ export class TenantConnectionManager {
       if (corked) stream?.uncork?.();
       corked = false;
       // A connection whose rollback failed may still hold the tenant's transaction: destroy it.
+      const cancelSent = stopCancel();
       if (broken && qr.releasePostgresConnection) await qr.releasePostgresConnection(broken);
-      else await releaseClean(qr, client as unknown as TenantPgClient);
+      else await releaseClean(qr, client as unknown as TenantPgClient, cancelSent);
     }
   }
 }

@@ -1,6 +1,8 @@
 import { DataSource } from 'typeorm';
+import type { StrataConfig } from '#strata/common';
 import { tenantEntities } from './tenant-entities.registry';
-import { PLACEMENT_FENCE_OPTION, PREPARED_SETUP_OPTION, TenantPgClient } from './tenant-pg.client';
+import { SERVER_BUDGET_OPTION, type ServerBudgetGate } from './server-connection.budget';
+import { PLACEMENT_FENCE_OPTION, PREPARED_SETUP_OPTION, TenantPgClient, UNIT_BUDGETS_OPTION } from './tenant-pg.client';
 
 export interface ServerAddress {
   host: string;
@@ -14,6 +16,10 @@ export interface DataSourceLimits {
   maxUses?: number;
   maxLifetimeSeconds?: number;
   idleTimeoutMillis?: number;
+  /** Connections pg-pool keeps open however long they idle (silo: the first, while the DataSource is resident). */
+  min?: number;
+  /** The per-server connection budget every connection of this DataSource counts against. */
+  budget?: ServerBudgetGate;
   /** Longest a unit waits for a connection (pool full, server slow to accept) before it fails with 503. */
   acquireTimeoutMillis?: number;
 }
@@ -23,6 +29,17 @@ export interface DataSourceDriverOptions {
   tenantSetupPrepared: boolean;
   /** Check the placement fence in the read setup (PLACEMENT_FENCE; off only to measure it). */
   placementFence: boolean;
+  /** Per-statement budgets of read units (DATA_STATEMENT_TIMEOUT_MS, DATA_LOCK_TIMEOUT_MS). */
+  budgets?: { statementTimeoutMs: number; lockTimeoutMs: number };
+}
+
+/** The driver options of every data-plane DataSource, from the process's config. */
+export function dataSourceDriverOptions(config: Pick<StrataConfig, 'tenantSetupPrepared' | 'placementFence' | 'dataStatementTimeoutMs' | 'dataLockTimeoutMs'>): DataSourceDriverOptions {
+  return {
+    tenantSetupPrepared: config.tenantSetupPrepared,
+    placementFence: config.placementFence,
+    budgets: { statementTimeoutMs: config.dataStatementTimeoutMs, lockTimeoutMs: config.dataLockTimeoutMs },
+  };
 }
 
 export const serverKey = (a: ServerAddress): string => `${a.host}:${a.port}/${a.database}`;
@@ -57,9 +74,12 @@ export async function createTenantDataSource(
       // pg-pool hands its options to each TenantPgClient it creates.
       [PREPARED_SETUP_OPTION]: driver.tenantSetupPrepared,
       [PLACEMENT_FENCE_OPTION]: driver.placementFence,
+      [UNIT_BUDGETS_OPTION]: driver.budgets,
       maxUses: limits.maxUses || undefined,
       maxLifetimeSeconds: limits.maxLifetimeSeconds || undefined,
       idleTimeoutMillis: limits.idleTimeoutMillis ?? 30_000,
+      min: limits.min ?? 0,
+      [SERVER_BUDGET_OPTION]: limits.budget,
       // pg-pool bounds both the wait for a pooled connection and a new connection's handshake with it.
       connectionTimeoutMillis: limits.acquireTimeoutMillis ?? 5000,
     },

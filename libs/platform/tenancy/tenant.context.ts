@@ -2,12 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { ClsService, type ClsStore } from 'nestjs-cls';
 import { randomUUID } from 'node:crypto';
 import type { TenantPlacement, TenantScope, TenantUnitScope } from './tenant.types';
+import type { UnitCancellation } from './backend.cancel';
 
 /** A scope as callers hand it to run(): the request id is optional there. */
 export type ScopeInput = TenantScope extends infer S ? (S extends TenantScope ? Omit<S, 'requestId'> & { requestId?: string } : never) : never;
 
 export interface TenantClsStore extends ClsStore {
   scope?: TenantScope;
+  /** Set by the HTTP edge: the request's client left, so its units are cancelled on the server. */
+  cancellation?: UnitCancellation;
 }
 
 export class MissingTenantContextError extends Error {
@@ -78,6 +81,11 @@ export class TenantContext {
       throw new Error(`the system tenant has no ${resource}; enter a tenant with TenantContext.run() for each tenant it works on`);
     }
     return scope;
+  }
+
+  /** How the current request tells its units that its client has gone; none outside HTTP requests. */
+  get cancellation(): UnitCancellation | undefined {
+    return this.store()?.cancellation;
   }
 
   current(): TenantScope | undefined {

@@ -13,6 +13,8 @@ export interface TenantPlacement {
   schemaVersion: string;
   /** Bumped by every move's cutover: a unit that found its home retired waits for a newer one. */
   placementEpoch: number;
+  /** The tenant's plan (control.plans id): its units' budgets follow it (UNIT_BUDGET_POLICY). */
+  plan?: string;
 }
 
 /** The placement of a control-plane tenant record: what jobs, the HTTP edge and moves hand to tenancy. */
@@ -27,6 +29,7 @@ export function placementOf(t: TenantEntity): TenantPlacement {
     status: t.status,
     schemaVersion: t.schemaVersion,
     placementEpoch: t.placementEpoch,
+    plan: t.plan,
   };
 }
 
@@ -50,6 +53,8 @@ interface ScopeBase {
   role?: string;
   /** The platform operator acting as this user, when impersonating (an id, never an email). */
   impersonatedBy?: string;
+  /** The impersonation (control.impersonations id) the request runs under. */
+  impersonationId?: string;
 }
 
 /** Work for one tenant, at its placement. */

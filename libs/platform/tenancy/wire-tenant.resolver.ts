@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import type { TenancyErrorCode } from './tenancy.errors';
 
 export const SLUG_RULE = /^[a-z][a-z0-9-]{1,38}[a-z0-9]$/;
 const PATH_PREFIX = /^\/t\/([^/?#]+)(?=[/?#]|$)/;
@@ -11,7 +12,7 @@ export interface WireClaim {
 }
 
 export class WireTenantError extends Error {
-  constructor(readonly code: 'tenant_required' | 'tenant_ambiguous' | 'tenant_not_found', message: string) {
+  constructor(readonly code: Extract<TenancyErrorCode, 'tenant_required' | 'tenant_ambiguous' | 'tenant_not_found'>, message: string) {
     super(message);
   }
 }

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
+import type { PoolEntity } from '#strata/control-plane';
 import { SharedDataSources } from '../shared-data-sources.registry';
 import { OwnerConnections } from './owner.connections';
 import { deleteTenantRows } from './tenant-tables.catalog';
 import { SharedServerDriver } from './tier.base';
-import { SHARED_SCHEMA, type TenantHome, type TierDriver, type TierRules } from './tier.driver';
+import { homeAddresses, SHARED_SCHEMA, type TenantHome, type TierDriver, type TierRules } from './tier.driver';
 
 /** Pool: rows in the `shared` schema of the pool's database, beside every other pool tenant's; RLS isolates. */
 export const POOL_RULES: TierRules = {
@@ -12,8 +13,7 @@ export const POOL_RULES: TierRules = {
   homeOf: (tenant, pool) => ({
     tier: 'pool',
     poolId: pool.id,
-    host: pool.host,
-    port: pool.port,
+    ...homeAddresses(pool),
     database: pool.database,
     poolDatabase: pool.database,
     schema: tenant.schemaName,
@@ -36,6 +36,24 @@ export class PoolTierDriver extends SharedServerDriver implements TierDriver {
       const found = await c.query(`SELECT to_regnamespace($1) IS NOT NULL AS ok`, [home.schema]);
       if (!found.rows[0].ok) throw new Error(`pool ${home.poolId} has no ${home.schema} schema: register it with POST /admin/pools`);
     });
+  }
+
+  /**
+   * The shared schema is the pool's, never made by onboarding: only checked, as the app role on the
+   * pool's shared DataSource (a pooled connection, not a new owner session: pool onboarding is cheap).
+   */
+  async createHome(home: TenantHome, _claim: string, pool: PoolEntity): Promise<boolean> {
+    const [found] = await (await this.shared.get(pool)).query(`SELECT to_regnamespace($1) IS NOT NULL AS ok`, [home.schema]);
+    if (!found.ok) throw new Error(`pool ${home.poolId} has no ${home.schema} schema: register it with POST /admin/pools`);
+    return false;
+  }
+
+  async migrateHome(): Promise<void> {}
+
+  /** The tenant's rows only: they are this tenant's, whoever else lives in the schema. */
+  async dropClaimedHome(home: TenantHome, tenantId: string): Promise<boolean> {
+    await this.drop(home, tenantId);
+    return true;
   }
 
   /** A shared home is left by deleting the tenant's rows; every other tenant's stay. */

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { PoolEntity } from '#strata/control-plane';
 import type { SharedDataSources } from '../shared-data-sources.registry';
 import type { TenantPlacement } from '../tenant.types';
-import type { HomeNames, TenantHome, TierLease, TierRules } from './tier.driver';
+import type { HomeNames, HomePool, TenantHome, TierLease, TierRules } from './tier.driver';
 
 /** A driver's pure knowledge, taken from its tier's rules object (usable without Nest by CLIs). */
 export abstract class RulesBackedDriver implements TierRules {
@@ -18,7 +18,7 @@ export abstract class RulesBackedDriver implements TierRules {
     return this.rules.placementFor(slug);
   }
 
-  homeOf(tenant: HomeNames, pool: Pick<PoolEntity, 'id' | 'host' | 'port' | 'database'>): TenantHome {
+  homeOf(tenant: HomeNames, pool: HomePool): TenantHome {
     return this.rules.homeOf(tenant, pool);
   }
 
@@ -34,7 +34,7 @@ const noRelease = (): void => undefined;
  * whichever schema the unit enters. Connections scale with servers, never with tenants.
  */
 export abstract class SharedServerDriver extends RulesBackedDriver {
-  constructor(rules: TierRules, private readonly shared: SharedDataSources) {
+  constructor(rules: TierRules, protected readonly shared: SharedDataSources) {
     super(rules);
   }
 

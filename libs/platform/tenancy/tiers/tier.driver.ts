@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { PoolEntity, Tier } from '#strata/control-plane';
+import { directAddressOf, type PoolAddress, type PoolEntity, type Tier } from '#strata/control-plane';
 import type { TenantPlacement } from '../tenant.types';
 
 /** The schema every tenant table lives in on pool homes and inside silo databases. */
@@ -19,8 +19,18 @@ export interface HomeNames {
 export interface TenantHome {
   tier: Tier;
   poolId: string;
+  /**
+   * The server itself (its pool's direct address): where owner sessions go — provisioning,
+   * migrations, drops, a move's copy and fencing — and what tells two homes apart.
+   */
   host: string;
   port: number;
+  /**
+   * Where units of work reach the home (its pool's host/port): a connection pooler in front of the
+   * server, or the server itself when there is none. Only the data plane connects here.
+   */
+  dataHost: string;
+  dataPort: number;
   database: string;
   schema: string;
   /** The database its pool names: the same as `database`, or for silo the maintenance database CREATE DATABASE runs from. */
@@ -31,6 +41,33 @@ export interface TenantHome {
    */
   exclusive: boolean;
 }
+
+/** What a home is derived from: its pool's id, database and both addresses. */
+export type HomePool = Pick<PoolEntity, 'id' | 'database'> & PoolAddress;
+
+/** A home's two addresses from its pool's: owner sessions direct, units of work through host/port. */
+export function homeAddresses(pool: HomePool): Pick<TenantHome, 'host' | 'port' | 'dataHost' | 'dataPort'> {
+  const direct = directAddressOf(pool);
+  return { host: direct.host, port: direct.port, dataHost: pool.host, dataPort: pool.port };
+}
+
+/** A home's address for units of work: its pool's host/port (a pooler's, or the server's). */
+export const dataAddressOf = (home: TenantHome): { host: string; port: number; database: string } => ({
+  host: home.dataHost,
+  port: home.dataPort,
+  database: home.database,
+});
+
+/** createHome found a schema or database of the home's name that this onboarding did not create. */
+export class TenantHomeExistsError extends Error {
+  constructor(readonly home: Pick<TenantHome, 'tier' | 'database' | 'schema'>) {
+    super(home.tier === 'silo' ? `database ${home.database} already exists` : `schema ${home.schema} already exists in database ${home.database}`);
+    this.name = 'TenantHomeExistsError';
+  }
+}
+
+/** The mark an onboarding leaves on a home it created, so a retry recognises it and cleanup drops only it. */
+export const homeClaimOf = (tenantId: string): string => `strata:onboarding:${tenantId}`;
 
 /** What a driver hands the connection manager: where to run, and how to give it back. */
 export interface TierLease {
@@ -44,7 +81,7 @@ export interface TierRules {
   /** Home names of a new tenant of this tier. */
   placementFor(slug: string): HomeNames;
   /** The tenant's home on `pool` (its server), from the names on its record. */
-  homeOf(tenant: HomeNames, pool: Pick<PoolEntity, 'id' | 'host' | 'port' | 'database'>): TenantHome;
+  homeOf(tenant: HomeNames, pool: HomePool): TenantHome;
   /**
    * Whether the tenant's home is a fleet-migration target of its own (`<tier>:<slug>`); when not,
    * its pool's shared target (`pool:<poolId>`) migrates it.
@@ -71,6 +108,21 @@ export interface TierDriver extends TierRules {
   provision(home: TenantHome): Promise<void>;
   /** Removes the home, or the tenant's rows from a shared one, as the owner. Idempotent. */
   drop(home: TenantHome, tenantId: string): Promise<void>;
+  /**
+   * Onboarding's create-if-absent-and-say-so: creates the home marked with `claim` (a comment on the
+   * schema or database) and answers true; answers true again when the home exists with that mark
+   * (an earlier attempt of the same onboarding made it); throws TenantHomeExistsError when a home of
+   * that name exists without it, untouched. A shared home (pool) is never created here: false.
+   */
+  createHome(home: TenantHome, claim: string, pool: PoolEntity): Promise<boolean>;
+  /** Runs the tenant migrations into the home as the owner (only the missing ones: safe to run again). */
+  migrateHome(home: TenantHome): Promise<void>;
+  /**
+   * Undoes createHome after a failed onboarding: drops the home only if it carries `claim`, or deletes
+   * the tenant's rows from a shared one. Never removes what another call created. Idempotent.
+   * Answers whether it removed anything of the tenant's (false: no such home, or not marked `claim`).
+   */
+  dropClaimedHome(home: TenantHome, tenantId: string, claim: string): Promise<boolean>;
   /** Readiness of one server of this kind. */
   ping(pool: PoolEntity): Promise<Record<string, unknown>>;
 }

@@ -1,0 +1,91 @@
+import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { REDIS_CLIENT, type RedisClient } from '#strata/cache';
+import { TenantRegistry } from '#strata/control-plane';
+import { PlanCatalog } from '#strata/plans';
+import { rateLimitHeaders, refusalHeaders, type ScopedBucket } from './rate-limit.headers';
+import { RateLimitsErrorCode, rateLimitsError } from './rate-limits.errors';
+import { SharedBuckets, type SharedBucket } from './shared.buckets';
+import { hasToken, type BucketLimit } from './token.bucket';
+
+/** Redis keys of one deployment: per control plane (its database name), as the signup limiter's. */
+export function rateLimitKeyPrefix(config: StrataConfig, what: string): string {
+  return `strata:rl:${what}:${decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1))}`;
+}
+
+/** A bucket of `rate` per second holding `burstSeconds` of it, and never less than one request. */
+function limitOf(rate: number, burstSeconds: number): BucketLimit {
+  return { rate, capacity: Math.max(1, rate * burstSeconds) };
+}
+
+export interface RateLimitedCaller {
+  tenant: { id: string; slug: string };
+  userId: string;
+}
+
+/**
+ * The limits of an authenticated tenant request: the tenant's bucket (its plan's
+ * `rateLimitPerSecond`; a plan without one is unlimited) and the user's (RATE_LIMIT_USER_PER_SECOND
+ * in that tenant), each holding RATE_LIMIT_BURST_SECONDS of its rate. A request needs a token from
+ * both and takes from both; a refused request takes none.
+ */
+@Injectable()
+export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
+  private readonly tenants: SharedBuckets;
+  private readonly users: SharedBuckets;
+  private readonly userLimit: BucketLimit;
+
+  constructor(
+    @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
+    private readonly registry: TenantRegistry,
+    private readonly plans: PlanCatalog,
+    @Optional() @Inject(REDIS_CLIENT) redis: RedisClient = null,
+  ) {
+    const common = { redis, syncMs: config.rateLimitSyncMs, maxKeys: config.rateLimitMaxKeys };
+    this.tenants = new SharedBuckets({ ...common, keyPrefix: rateLimitKeyPrefix(config, 'tenant') });
+    this.users = new SharedBuckets({ ...common, keyPrefix: rateLimitKeyPrefix(config, 'user') });
+    this.userLimit = limitOf(config.rateLimitUserPerSecond, config.rateLimitBurstSeconds);
+  }
+
+  onModuleInit(): void {
+    if (!this.config.rateLimitsEnabled) return;
+    this.tenants.start();
+    this.users.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.tenants.stop(), this.users.stop()]);
+  }
+
+  /** Local buckets held now (tenants, users): bounded by RATE_LIMIT_MAX_KEYS each. */
+  get sizes(): { tenants: number; users: number } {
+    return { tenants: this.tenants.size, users: this.users.size };
+  }
+
+  /** Admits one request of `caller` and answers its `RateLimit-*` headers, or throws 429 rate_limited. */
+  async admit(caller: RateLimitedCaller): Promise<Record<string, string>> {
+    const tenantLimit = await this.tenantLimit(caller.tenant);
+    const pending: Array<[ScopedBucket['scope'], SharedBucket | Promise<SharedBucket>]> = [['user', this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit)]];
+    if (tenantLimit) pending.push(['tenant', this.tenants.bucket(caller.tenant.id, tenantLimit)]);
+    const buckets: ScopedBucket[] = [];
+    // Usually no await: a bucket in steady use is answered from memory.
+    for (const [scope, b] of pending) buckets.push({ scope, bucket: b instanceof Promise ? await b : b });
+    const now = performance.now();
+    const refusedBy = buckets.find((b) => !hasToken(b.bucket, now));
+    if (refusedBy) {
+      const headers = refusalHeaders(buckets, refusedBy);
+      const whose = refusedBy.scope === 'tenant' ? "this tenant's plan allows" : 'one user may make';
+      throw rateLimitsError(RateLimitsErrorCode.rateLimited, `rate limit reached: ${whose} ${refusedBy.bucket.rate} requests per second; retry in ${headers['Retry-After']} s`, headers);
+    }
+    for (const b of buckets) (b.scope === 'tenant' ? this.tenants : this.users).take(b.bucket as SharedBucket);
+    return rateLimitHeaders(buckets);
+  }
+
+  /** By slug, the key the guard just resolved the request with: a cached registry entry, no query. */
+  private async tenantLimit(tenant: { id: string; slug: string }): Promise<BucketLimit | null> {
+    const found = await this.registry.findBySlug(tenant.slug);
+    const record = found?.id === tenant.id ? found : await this.registry.findById(tenant.id);
+    const rate = record ? (await this.plans.get(record.plan))?.rateLimitPerSecond : null;
+    return rate ? limitOf(rate, this.config.rateLimitBurstSeconds) : null;
+  }
+}
