@@ -1,3 +1,4 @@
+import { ApiProperty, ApiSchema, type SchemaObject } from '@nestjs/swagger';
 import { badRequest, PageQuery } from '#strata/common';
 import type { StoredFile } from './stored-file.entity';
 
@@ -10,13 +11,28 @@ const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\
 export class ListFilesQuery extends PageQuery {}
 
 /** A file as the API shows it: the tenant is implied by the request and the storage key stays inside. */
-export interface FileView {
-  id: string;
-  name: string;
-  contentType: string;
-  size: number;
-  createdAt: Date;
+@ApiSchema({ name: 'File' })
+export class FileView {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ description: "the uploader's file name, in NFC" }) name: string;
+  @ApiProperty({ example: 'image/png' }) contentType: string;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'bytes' }) size: number;
+  @ApiProperty({ type: String, format: 'date-time' }) createdAt: Date;
 }
+
+/** The documented shape of FilesService's FileDownloadUrl. */
+@ApiSchema({ name: 'FileDownloadUrl' })
+export class FileDownloadUrlView {
+  @ApiProperty({ format: 'uri', description: 'a presigned GET of the content, valid until expiresAt' }) url: string;
+  @ApiProperty({ type: String, format: 'date-time' }) expiresAt: Date;
+}
+
+/** `POST /files`: multipart/form-data with one file part. */
+export const UPLOAD_BODY_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['file'],
+  properties: { file: { type: 'string', format: 'binary', description: `the file; its part's filename (at most ${MAX_FILE_NAME_LENGTH} characters) becomes its name` } },
+};
 
 export const toFileView = (f: StoredFile): FileView => ({
   id: f.id,

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { MulterModule } from '@nestjs/platform-express';
 import multer from 'multer';
 import { TenancyModule } from '#strata/tenancy';
+import { IdempotencyModule } from '#strata/idempotency';
 import { STORAGE_OPTIONS, type ResolvedStorageOptions } from '#strata/storage';
 import { FilesController } from './files.controller';
 import { FilesRepository } from './files.repository';
@@ -13,6 +14,7 @@ import { UploadErrorsInterceptor } from './upload-errors.interceptor';
 @Module({
   imports: [
     TenancyModule.forFeature([StoredFile]),
+    IdempotencyModule,
     // The limit is configuration, so it cannot sit in FileInterceptor's decorator arguments.
     MulterModule.registerAsync({
       inject: [STORAGE_OPTIONS],

@@ -41,16 +41,16 @@ export class FilesRepository {
     return applyKeysetWindow(query, 'file', window).getMany();
   }
 
-  /** The deleted row's storage key, or null when the tenant has no file with this id. */
-  async delete(id: string): Promise<string | null> {
+  /** The deleted row's storage key and size, or null when the tenant has no file with this id. */
+  async delete(id: string): Promise<{ storageKey: string; sizeBytes: number } | null> {
     const result = await this.connections.manager
       .createQueryBuilder()
       .delete()
       .from(StoredFile)
       .where({ tenantId: this.context.tenant.id, id })
-      .returning('storage_key')
+      .returning('storage_key, size_bytes')
       .execute();
-    const [row] = result.raw as Array<{ storage_key: string }>;
-    return row ? row.storage_key : null;
+    const [row] = result.raw as Array<{ storage_key: string; size_bytes: string }>;
+    return row ? { storageKey: row.storage_key, sizeBytes: Number(row.size_bytes) } : null;
   }
 }

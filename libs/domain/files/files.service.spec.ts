@@ -5,9 +5,17 @@ import { text } from 'node:stream/consumers';
 import type { EntityManager } from 'typeorm';
 import { type KeysetWindow } from '#strata/common';
 import type { TenantConnectionManager } from '#strata/tenancy';
-import { StorageObjectNotFoundError, type PresignedDownload, type TenantStorage } from '#strata/storage';
+import type { PlanLimits } from '#strata/plans';
+import {
+  StorageObjectNotFoundError,
+  StorageRangeError,
+  type GetObjectOptions,
+  type PresignedDownload,
+  type SignedDownloads,
+  type TenantStorage,
+} from '#strata/storage';
 import type { FilesRepository, NewFileRow } from './files.repository';
-import { FilesService } from './files.service';
+import { FilesService, type FileContent } from './files.service';
 import type { StoredFile } from './stored-file.entity';
 import { apiError } from '../../../test/support/api-error';
 
@@ -61,11 +69,11 @@ class FakeFilesRepository implements Pick<FilesRepository, keyof FilesRepository
     this.inTx('row:list');
     return [...this.rows].reverse().slice(0, window.take);
   }
-  async delete(id: string): Promise<string | null> {
+  async delete(id: string): Promise<{ storageKey: string; sizeBytes: number } | null> {
     this.inTx('row:delete');
     const row = this.rows.find((r) => r.id === id);
     this.rows = this.rows.filter((r) => r !== row);
-    return row?.storageKey ?? null;
+    return row ? { storageKey: row.storageKey, sizeBytes: Number(row.sizeBytes) } : null;
   }
 }
 
@@ -86,11 +94,15 @@ class FakeStorage implements Pick<TenantStorage, 'put' | 'get' | 'delete' | 'pre
     this.step('object:put');
     this.objects.set(key, { body: body as Buffer, contentType: options.contentType });
   }
-  async get(key: string) {
-    this.step('object:get');
+  async get(key: string, options: GetObjectOptions = {}) {
+    this.step(options.range ? `object:get ${options.range.start}-${options.range.end}` : 'object:get');
     const o = this.objects.get(key);
     if (!o) throw new StorageObjectNotFoundError(key);
-    return { stream: Readable.from([o.body]), size: o.body.length };
+    const { range } = options;
+    if (!range) return { stream: Readable.from([o.body]), size: o.body.length };
+    if (range.start >= o.body.length) throw new StorageRangeError(key, o.body.length);
+    const end = Math.min(range.end, o.body.length - 1);
+    return { stream: Readable.from([o.body.subarray(range.start, end + 1)]), size: o.body.length, range: { start: range.start, end } };
   }
   async delete(key: string): Promise<void> {
     this.step('object:delete');
@@ -103,13 +115,41 @@ class FakeStorage implements Pick<TenantStorage, 'put' | 'get' | 'delete' | 'pre
   }
 }
 
-function setup() {
+/** Tokens are `signed:<resource>`; open() runs the work as SignedDownloads does, outside any transaction. */
+class FakeSignedDownloads implements Pick<SignedDownloads, 'issue' | 'open'> {
+  constructor(private readonly log: string[]) {}
+  async issue(purpose: string, resource: string) {
+    this.log.push(`sign:${purpose}`);
+    return { token: `signed:${resource}`, expiresAt: new Date(60_000) };
+  }
+  async open<T>(purpose: string, token: unknown, work: (resource: string) => Promise<T>): Promise<T> {
+    this.log.push(`open:${purpose}`);
+    return work(String(token).replace(/^signed:/, ''));
+  }
+}
+
+function setup(options: { publicUrl?: string } = {}) {
   const log: string[] = [];
   const tx = new FakeTransactions(log);
   const repo = new FakeFilesRepository(tx, log);
   const storage = new FakeStorage(tx, log);
-  const service = new FilesService(tx as unknown as TenantConnectionManager, repo as unknown as FilesRepository, storage as unknown as TenantStorage);
+  const signed = new FakeSignedDownloads(log);
+  const service = new FilesService(
+    tx as unknown as TenantConnectionManager,
+    repo as unknown as FilesRepository,
+    storage as unknown as TenantStorage,
+    signed as unknown as SignedDownloads,
+    options,
+    // Quotas are PlanLimits' own tests (test/e2e/plan-limits.e2e-spec.ts); here every reservation passes.
+    { reserve: async () => undefined, release: async () => undefined } as unknown as PlanLimits,
+  );
   return { service, repo, storage, log };
+}
+
+/** The bytes of a download that has them. */
+async function body(content: FileContent): Promise<string> {
+  if (content.status === 304) throw new Error('a 304 has no body');
+  return text(content.stream);
 }
 
 const upload = { name: 'notes.txt', contentType: 'text/plain', body: Buffer.from('hello') };
@@ -150,8 +190,48 @@ describe('FilesService', () => {
     log.length = 0;
     const content = await service.openContent(id);
     expect(log).toEqual(['read:begin', 'row:find', 'read:end', 'object:get']);
-    expect(await text(content.stream)).toBe('hello');
-    expect(content.size).toBe(5);
+    expect(content).toMatchObject({ status: 200, size: 5, etag: `"${id}-5"` });
+    expect(await body(content)).toBe('hello');
+  });
+
+  it('answers a matching If-None-Match with 304 from the row alone, without opening the object', async () => {
+    const { service, log } = setup();
+    const { id } = await service.upload(upload);
+    log.length = 0;
+    for (const ifNoneMatch of [`"${id}-5"`, `W/"${id}-5"`, `"other", "${id}-5"`, '*']) {
+      expect(await service.openContent(id, { ifNoneMatch })).toEqual({ status: 304, file: expect.objectContaining({ id }), etag: `"${id}-5"` });
+    }
+    expect(log.filter((s) => s.startsWith('object:'))).toEqual([]);
+    expect((await service.openContent(id, { ifNoneMatch: '"stale"' })).status).toBe(200);
+  });
+
+  it('reads only the requested range and answers 206 with it', async () => {
+    const { service, log } = setup();
+    const { id } = await service.upload(upload);
+    log.length = 0;
+    const content = await service.openContent(id, { range: 'bytes=1-3' });
+    expect(content).toMatchObject({ status: 206, size: 5, range: { start: 1, end: 3 } });
+    expect(await body(content)).toBe('ell');
+    expect(log).toContain('object:get 1-3');
+    expect(await body(await service.openContent(id, { range: 'bytes=-2' }))).toBe('lo');
+  });
+
+  it('answers 416 range_not_satisfiable with Content-Range bytes */size for a range past the end', async () => {
+    const { service, log } = setup();
+    const { id } = await service.upload(upload);
+    log.length = 0;
+    const err = await service.openContent(id, { range: 'bytes=5-' }).catch((e: unknown) => e);
+    expect(await apiError(Promise.reject(err))).toBe('416 range_not_satisfiable');
+    expect((err as { headers: Record<string, string> }).headers).toEqual({ 'Content-Range': 'bytes */5' });
+    expect(log.filter((s) => s.startsWith('object:'))).toEqual([]);
+  });
+
+  it('answers 416 from the object when the row says the range fits but the object is shorter', async () => {
+    const { service, storage } = setup();
+    const { id } = await service.upload(upload);
+    storage.objects.set(`files/${id}`, { body: Buffer.from('he'), contentType: 'text/plain' });
+    const err = await service.openContent(id, { range: 'bytes=3-4' }).catch((e: unknown) => e);
+    expect((err as { headers: Record<string, string> }).headers).toEqual({ 'Content-Range': 'bytes */2' });
   });
 
   it('answers 404 file_not_found for an unknown id without touching storage', async () => {
@@ -159,7 +239,7 @@ describe('FilesService', () => {
     const id = randomUUID();
     expect(await apiError(service.get(id))).toBe('404 file_not_found');
     expect(await apiError(service.openContent(id))).toBe('404 file_not_found');
-    expect(await apiError(service.downloadUrl(id))).toBe('404 file_not_found');
+    expect(await apiError(service.downloadUrl(id, 'http://127.0.0.1'))).toBe('404 file_not_found');
     expect(await apiError(service.remove(id))).toBe('404 file_not_found');
     expect(log.filter((s) => s.startsWith('object:'))).toEqual([]);
   });
@@ -194,12 +274,35 @@ describe('FilesService', () => {
     expect(await apiError(service.get(id))).toBe('404 file_not_found');
   });
 
-  it('hands out the presigned URL, or 501 presigned_urls_unsupported when the driver has none', async () => {
-    const { service, storage } = setup();
+  it("hands out the driver's presigned URL, or one of its own signed route when the driver has none", async () => {
+    const { service, storage, log } = setup();
     const { id } = await service.upload(upload);
-    expect(await apiError(service.downloadUrl(id))).toBe('501 presigned_urls_unsupported');
+    log.length = 0;
+    expect(await service.downloadUrl(id, 'http://127.0.0.1:3000')).toEqual({
+      url: `http://127.0.0.1:3000/files/signed?token=signed:${id}`,
+      expiresAt: new Date(60_000),
+    });
+    expect(log).toEqual(['read:begin', 'row:find', 'read:end', 'object:presign', 'sign:files']);
     storage.presign = { url: 'https://s3.example/x', expiresAt: new Date(0) };
-    expect(await service.downloadUrl(id)).toEqual(storage.presign);
+    expect(await service.downloadUrl(id, 'http://127.0.0.1:3000')).toEqual(storage.presign);
+  });
+
+  it('starts signed URLs with FILES_PUBLIC_URL when it is set, whatever origin the request came to', async () => {
+    const { service } = setup({ publicUrl: 'https://api.example.com/strata' });
+    const { id } = await service.upload(upload);
+    expect((await service.downloadUrl(id, 'http://10.0.0.7:3000')).url).toBe(`https://api.example.com/strata/files/signed?token=signed:${id}`);
+  });
+
+  it('serves a signed download as the tenant the token names, looking the file up again (a deleted file is 404 at once)', async () => {
+    const { service, log } = setup();
+    const { id } = await service.upload(upload);
+    log.length = 0;
+    const content = await service.openSigned(`signed:${id}`, { range: 'bytes=0-1' });
+    expect(await body(content)).toBe('he');
+    expect(log).toEqual(['open:files', 'read:begin', 'row:find', 'read:end', 'object:get 0-1']);
+    await service.remove(id);
+    expect(await apiError(service.openSigned(`signed:${id}`))).toBe('404 file_not_found');
+    expect(await apiError(service.openSigned('signed:not-a-uuid'))).toBe('404 file_not_found');
   });
 
   it('refuses a malformed cursor before opening a transaction', async () => {

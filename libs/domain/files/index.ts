@@ -4,3 +4,4 @@ export { FilesModule } from './files.module';
 export { FilesService, type NewUpload, type FileContent, type FileDownloadUrl } from './files.service';
 export { StoredFile } from './stored-file.entity';
 export { ListFilesQuery, type FileView } from './files.dto';
+export { FilesErrorCode } from './files.errors';

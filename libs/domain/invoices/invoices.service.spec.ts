@@ -3,7 +3,8 @@ import { QueryFailedError, type EntityManager } from 'typeorm';
 import { type KeysetWindow } from '#strata/common';
 import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { TenantConnectionManager } from '#strata/tenancy';
-import type { Invoice } from './invoice.entity';
+import type { PlanLimits } from '#strata/plans';
+import type { Invoice, InvoiceStatus } from './invoice.entity';
 import type { InvoicesRepository } from './invoices.repository';
 import { InvoicesService } from './invoices.service';
 import { apiError } from '../../../test/support/api-error';
@@ -38,7 +39,7 @@ class FakeInvoicesRepository implements Pick<InvoicesRepository, keyof InvoicesR
   private clock = Date.UTC(2026, 0, 1);
   constructor(private readonly tx: FakeTransactions) {}
 
-  async insert(fields: { number: string; amount: number; currency: string }): Promise<Invoice> {
+  async insert(fields: { number: string; amount: number; currency: string; status: InvoiceStatus; dueAt: Date | null }): Promise<Invoice> {
     if (!this.tx.open) throw new Error('repository called outside a tenant transaction');
     if (this.rows.some((r) => r.number === fields.number)) {
       throw new QueryFailedError('INSERT INTO "invoices" …', [], Object.assign(new Error('duplicate key'), { code: '23505' }));
@@ -50,7 +51,8 @@ class FakeInvoicesRepository implements Pick<InvoicesRepository, keyof InvoicesR
 
   async findById(id: string): Promise<Invoice | null> {
     if (!this.tx.open) throw new Error('repository called outside a tenant transaction');
-    return this.rows.find((r) => r.id === id) ?? null;
+    const row = this.rows.find((r) => r.id === id);
+    return row ? { ...row } : null;
   }
 
   async list(window: KeysetWindow): Promise<Invoice[]> {
@@ -62,9 +64,18 @@ class FakeInvoicesRepository implements Pick<InvoicesRepository, keyof InvoicesR
       .slice(0, window.take);
   }
 
-  async countCreatedBefore(cutoff: Date): Promise<number> {
+  async findByIdForUpdate(id: string): Promise<Invoice | null> {
+    return this.findById(id);
+  }
+
+  async update(id: string, fields: Partial<Pick<Invoice, 'amount' | 'dueAt' | 'status'>>): Promise<void> {
     if (!this.tx.open) throw new Error('repository called outside a tenant transaction');
-    return this.rows.filter((r) => r.createdAt < cutoff).length;
+    Object.assign(this.rows.find((r) => r.id === id)!, fields);
+  }
+
+  async countOverdue(asOf: Date): Promise<number> {
+    if (!this.tx.open) throw new Error('repository called outside a tenant transaction');
+    return this.rows.filter((r) => r.status === 'open' && r.dueAt !== null && r.dueAt < asOf).length;
   }
 }
 
@@ -84,7 +95,9 @@ function setup() {
   const tx = new FakeTransactions();
   const repo = new FakeInvoicesRepository(tx);
   const events = new FakeEvents(tx);
-  const service = new InvoicesService(tx as unknown as TenantConnectionManager, repo as unknown as InvoicesRepository, events as unknown as EventEmitter2);
+  // Quotas are PlanLimits' own tests (test/e2e/plan-limits.e2e-spec.ts); here every reservation passes.
+  const limits = { reserve: async () => undefined, release: async () => undefined } as unknown as PlanLimits;
+  const service = new InvoicesService(tx as unknown as TenantConnectionManager, repo as unknown as InvoicesRepository, events as unknown as EventEmitter2, limits);
   return { service, tx, repo, events };
 }
 
@@ -92,7 +105,7 @@ describe('InvoicesService', () => {
   it('creates an invoice in one transaction and shows it without the tenant', async () => {
     const { service, tx } = setup();
     const view = await service.create({ number: 'INV-9', amount: 123456, currency: 'JPY' });
-    expect(view).toEqual({ id: expect.any(String), number: 'INV-9', amount: 123456, currency: 'JPY', createdAt: expect.any(Date) });
+    expect(view).toEqual({ id: expect.any(String), number: 'INV-9', amount: 123456, currency: 'JPY', status: 'open', dueAt: null, createdAt: expect.any(Date) });
     expect(tx.opened).toBe(1);
   });
 
@@ -101,7 +114,7 @@ describe('InvoicesService', () => {
     const { id } = await service.create({ number: 'INV-1', amount: 1, currency: 'EUR' });
     await service.get(id);
     await service.list();
-    await service.countCreatedBefore(new Date());
+    await service.countOverdue(new Date());
     expect(tx.units).toEqual(['transaction', 'read', 'read', 'read']);
   });
 
@@ -151,13 +164,56 @@ describe('InvoicesService', () => {
     expect(tx.opened).toBe(0);
   });
 
-  it('counts invoices created before a cutoff in one transaction, refusing an invalid date before opening one', async () => {
-    const { service, tx, repo } = setup();
-    for (const number of ['A', 'B', 'C']) await service.create({ number, amount: 1, currency: 'EUR' });
+  it('counts open invoices past their due date in one read, refusing an invalid date before opening one', async () => {
+    const { service, tx } = setup();
+    const past = '2020-01-01T00:00:00.000Z';
+    await service.create({ number: 'A', amount: 1, currency: 'EUR', dueAt: past });
+    await service.create({ number: 'B', amount: 1, currency: 'EUR', dueAt: '2999-01-01T00:00:00.000Z' });
+    await service.create({ number: 'C', amount: 1, currency: 'EUR' });
+    const paid = await service.create({ number: 'D', amount: 1, currency: 'EUR', dueAt: past });
+    await service.update(paid.id, { status: 'paid' });
     const opened = tx.opened;
-    expect(await service.countCreatedBefore(repo.rows[2].createdAt)).toBe(2);
+    expect(await service.countOverdue(new Date())).toBe(1);
     expect(tx.opened).toBe(opened + 1);
-    await expect(service.countCreatedBefore(new Date(Number.NaN))).rejects.toThrow(/invalid date/);
+    await expect(service.countOverdue(new Date(Number.NaN))).rejects.toThrow(/invalid date/);
     expect(tx.opened).toBe(opened + 1);
+  });
+
+  it.each([
+    ['draft', 'open'],
+    ['draft', 'void'],
+    ['open', 'paid'],
+    ['open', 'void'],
+  ] as const)('moves an invoice from %s to %s and emits invoice.updated in the transaction', async (from, to) => {
+    const { service, events, repo } = setup();
+    const created = await service.create({ number: 'T', amount: 1, currency: 'EUR', status: from === 'draft' ? 'draft' : 'open' });
+    const view = await service.update(created.id, { status: to });
+    expect(view.status).toBe(to);
+    expect(repo.rows[0].status).toBe(to);
+    expect(events.emitted.at(-1)).toEqual({ event: 'invoice.updated', payload: view, inTransaction: true });
+  });
+
+  it.each([
+    ['draft', 'paid'],
+    ['open', 'draft'],
+    ['paid', 'void'],
+    ['paid', 'open'],
+    ['void', 'open'],
+    ['void', 'paid'],
+  ] as const)('refuses to move an invoice from %s to %s with 409 invalid_invoice_transition', async (from, to) => {
+    const { service, repo } = setup();
+    const created = await service.create({ number: 'T', amount: 1, currency: 'EUR' });
+    repo.rows[0].status = from;
+    expect(await apiError(service.update(created.id, { status: to }))).toBe('409 invalid_invoice_transition');
+    expect(repo.rows[0].status).toBe(from);
+  });
+
+  it('refuses to change the amount of a paid invoice, and emits nothing for a change that changes nothing', async () => {
+    const { service, repo, events } = setup();
+    const created = await service.create({ number: 'T', amount: 1, currency: 'EUR' });
+    await service.update(created.id, { amount: 1 });
+    expect(events.emitted.map((e) => e.event)).toEqual(['invoice.created']);
+    repo.rows[0].status = 'paid';
+    expect(await apiError(service.update(created.id, { amount: 2 }))).toBe('409 invalid_invoice_transition');
   });
 });

@@ -5,3 +5,4 @@ export { ProjectsService } from './projects.service';
 export { Project } from './project.entity';
 export { TASK_STATUSES, type TaskStatus } from './task.entity';
 export type { ProjectView, TaskView } from './projects.dto';
+export { ProjectsErrorCode } from './projects.errors';

@@ -68,8 +68,10 @@ describe('task bodies', () => {
 });
 
 describe('task list query', () => {
-  it('inherits the page rules', async () => {
+  it('inherits the page rules and takes one status of todo, doing, done', async () => {
     expect(await failedFields(ListTasksQuery, { limit: '101' })).toEqual(['limit']);
-    expect(await failedFields(ListTasksQuery, { status: 'done' })).toEqual(['status']);
+    expect(await failedFields(ListTasksQuery, { status: 'done' })).toEqual([]);
+    expect(await failedFields(ListTasksQuery, { status: 'archived' })).toEqual(['status']);
+    expect(await failedFields(ListTasksQuery, { sort: 'title' })).toEqual(['sort']);
   });
 });

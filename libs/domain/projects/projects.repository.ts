@@ -35,10 +35,12 @@ export class ProjectsRepository {
     return this.connections.manager.existsBy(Project, { tenantId: this.context.tenant.id, id });
   }
 
-  list(window: KeysetWindow): Promise<Project[]> {
+  /** `namePrefix`: case-insensitive; starts_with() rather than LIKE, so `%` and `_` in it are plain characters. */
+  list(window: KeysetWindow, namePrefix?: string): Promise<Project[]> {
     const query = this.connections.manager
       .createQueryBuilder(Project, 'project')
       .where('project.tenantId = :tenantId', { tenantId: this.context.tenant.id });
+    if (namePrefix !== undefined) query.andWhere('starts_with(lower(project.name), lower(:namePrefix))', { namePrefix });
     return applyKeysetWindow(query, 'project', window).getMany();
   }
 

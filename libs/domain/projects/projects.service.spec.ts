@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { QueryFailedError, type EntityManager } from 'typeorm';
 import { encodeCursor, type KeysetWindow } from '#strata/common';
 import type { TenantConnectionManager } from '#strata/tenancy';
+import type { PlanLimits } from '#strata/plans';
 import type { Project } from './project.entity';
 import type { Task } from './task.entity';
 import type { ProjectChanges, ProjectsRepository } from './projects.repository';
 import type { TaskChanges, TasksRepository } from './tasks.repository';
 import { ProjectsService } from './projects.service';
 import { apiError } from '../../../test/support/api-error';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 
 type Public<T> = Pick<T, keyof T>;
 
@@ -156,6 +158,10 @@ function setup() {
     tx as unknown as TenantConnectionManager,
     projects as unknown as ProjectsRepository,
     tasks as unknown as TasksRepository,
+    // A real emitter without listeners: emitAsync resolves at once.
+    new EventEmitter2(),
+    // Quotas are PlanLimits' own tests (test/e2e/plan-limits.e2e-spec.ts); here every reservation passes.
+    { reserve: async () => tx.assertOpen(), release: async () => tx.assertOpen() } as unknown as PlanLimits,
   );
   return { service, tx, data, projects, tasks };
 }

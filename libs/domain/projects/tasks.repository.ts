@@ -31,10 +31,11 @@ export class TasksRepository {
     return this.connections.manager.findOneBy(Task, { tenantId: this.context.tenant.id, id });
   }
 
-  listByProject(projectId: string, window: KeysetWindow): Promise<Task[]> {
+  listByProject(projectId: string, window: KeysetWindow, status?: TaskStatus): Promise<Task[]> {
     const query = this.connections.manager
       .createQueryBuilder(Task, 'task')
       .where('task.tenantId = :tenantId AND task.projectId = :projectId', { tenantId: this.context.tenant.id, projectId });
+    if (status) query.andWhere('task.status = :status', { status });
     return applyKeysetWindow(query, 'task', window).getMany();
   }
 

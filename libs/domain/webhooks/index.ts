@@ -7,6 +7,7 @@ export { WebhooksService } from './webhooks.service';
 export { WebhookDeliveryProcessor } from './webhook-delivery.processor';
 export { WebhookRelayProcessor } from './webhook-relay.processor';
 export { WebhookOutboxRelay, type WebhookRelayResult, type WebhookRelayPayload } from './webhook-outbox.relay';
+export { WebhookLogRetention, type WebhookPruneResult } from './webhook-log.retention';
 export { WebhookDeliveryService, type WebhookEvent, type WebhookDeliveryResult } from './webhook-delivery.service';
 export {
   signWebhook,
@@ -19,7 +20,8 @@ export {
   type WebhookSignatureHeaders,
   type ReceivedWebhookHeaders,
 } from './webhook.signature';
-export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WEBHOOK_RELAY_JOB, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
+export { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WEBHOOK_RELAY_JOB, WEBHOOK_EVENT_TYPES, WEBHOOK_PING_EVENT, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
 export type { WebhookDeliveryPayload } from './webhook.outbox';
 export type { RegisteredWebhookView, WebhookEndpointView, WebhookDeliveryView } from './webhooks.dto';
 export type { DeliveryStatus } from './webhook-delivery.entity';
+export { WebhooksErrorCode } from './webhooks.errors';

@@ -18,7 +18,7 @@ export class WebhookDeliveriesRepository {
   ) {}
 
   /** One pending delivery of the event per endpoint, in one INSERT; returns them with their ids. */
-  async insertPending(endpointIds: string[], event: { id: string; type: string; data: object }): Promise<WebhookDelivery[]> {
+  async insertPending(endpointIds: string[], event: { id: string; type: string; data: object }, redeliveryOf: string | null = null): Promise<WebhookDelivery[]> {
     const tenantId = this.context.tenant.id;
     const rows = endpointIds.map((endpointId) =>
       this.connections.manager.create(WebhookDelivery, {
@@ -32,6 +32,7 @@ export class WebhookDeliveriesRepository {
         lastStatusCode: null,
         lastError: null,
         deliveredAt: null,
+        redeliveryOf,
       }),
     );
     await this.connections.manager.insert(WebhookDelivery, rows);
@@ -48,6 +49,18 @@ export class WebhookDeliveriesRepository {
       .createQueryBuilder(WebhookDelivery, 'delivery')
       .where('delivery.tenantId = :tenantId', { tenantId: this.context.tenant.id })
       .andWhere('delivery.endpointId = :endpointId', { endpointId });
+    return applyKeysetWindow(query, 'delivery', window).getMany();
+  }
+
+  /**
+   * Every delivery of the tenant, newest first, optionally in one state. Served by the
+   * (tenant_id, created_at) index of 0007 read backwards; ties on the timestamp are ordered by id.
+   */
+  listForTenant(window: KeysetWindow, status?: DeliveryStatus): Promise<WebhookDelivery[]> {
+    const query = this.connections.manager
+      .createQueryBuilder(WebhookDelivery, 'delivery')
+      .where('delivery.tenantId = :tenantId', { tenantId: this.context.tenant.id });
+    if (status) query.andWhere('delivery.status = :status', { status });
     return applyKeysetWindow(query, 'delivery', window).getMany();
   }
 
@@ -69,6 +82,23 @@ export class WebhookDeliveriesRepository {
       .addOrderBy('delivery.id', 'ASC')
       .limit(limit)
       .getMany();
+  }
+
+  /**
+   * Deletes the tenant's deliveries created more than `olderThanMs` ago (database clock), at most
+   * `limit` of them, oldest first; returns how many. Served by webhook_deliveries_tenant_created_idx.
+   */
+  async pruneOlderThan(olderThanMs: number, limit: number): Promise<number> {
+    const tenantId = this.context.tenant.id;
+    const rows: unknown = await this.connections.manager.query(
+      `DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND id IN (
+         SELECT id FROM webhook_deliveries
+          WHERE tenant_id = $1 AND created_at < now() - CAST($2 AS double precision) * interval '1 millisecond'
+          ORDER BY created_at LIMIT $3)`,
+      [tenantId, olderThanMs, limit],
+    );
+    // node-postgres through TypeORM answers [rows, affected] for a DELETE.
+    return Array.isArray(rows) && typeof rows[1] === 'number' ? rows[1] : 0;
   }
 
   /** Counts one attempt and records its outcome; a delivered row is never changed again. */

@@ -43,4 +43,8 @@ export class WebhookDelivery {
 
   @Column('timestamptz', { name: 'delivered_at', nullable: true })
   deliveredAt: Date | null;
+
+  /** The delivery this one sends again (POST …/redeliver), same event id and payload. */
+  @Column('uuid', { name: 'redelivery_of', nullable: true })
+  redeliveryOf: string | null;
 }

@@ -60,6 +60,12 @@ function hasCause(err: unknown, type: { name: string; prototype: Error }): boole
 }
 
 
+/** The current secret, plus the previous one while its rotation grace lasts (app clock; the grace is hours). */
+export function signingSecrets(endpoint: Pick<WebhookEndpoint, 'secret' | 'previousSecret' | 'previousSecretExpiresAt'>, now = new Date()): string[] {
+  const graceLasts = endpoint.previousSecret && endpoint.previousSecretExpiresAt && endpoint.previousSecretExpiresAt.getTime() > now.getTime();
+  return graceLasts ? [endpoint.secret, endpoint.previousSecret!] : [endpoint.secret];
+}
+
 /**
  * Sends one delivery, in the tenant context its job re-entered: reads the row and its endpoint in
  * one tenant transaction, POSTs outside any transaction (no connection held across the network),
@@ -118,7 +124,9 @@ export class WebhookDeliveryService {
       // Standard Webhooks headers. webhook-id is the event id, the same on every attempt (receivers
       // deduplicate on it); webhook-timestamp is now: signed per attempt, so a retry hours later
       // still passes the receiver's replay window.
-      signed = signWebhook(endpoint.secret, delivery.eventId, body);
+      // During a rotation's grace period the previous secret signs too (two `v1,…` entries), so a
+      // receiver still holding it keeps verifying until it has switched.
+      signed = signWebhook(signingSecrets(endpoint), delivery.eventId, body);
     } catch (err) {
       // A secret the spec's libraries cannot decode stays undecodable: no request, no retries.
       if (err instanceof InvalidWebhookSecretError) {

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import ipaddr from 'ipaddr.js';
 import { badRequest } from '#strata/common';
+import { WebhooksErrorCode } from './webhooks.errors';
 
 export const MAX_WEBHOOK_URL_LENGTH = 2048;
 
@@ -65,7 +66,7 @@ export function literalDestinationProblem(url: URL): BlockedDestinationError | u
   return undefined;
 }
 
-const invalidUrl = (why: string) => badRequest('invalid_webhook_url', why);
+const invalidUrl = (why: string) => badRequest(WebhooksErrorCode.invalidWebhookUrl, why);
 
 /** Registration-time URL rules; anything else is ApiException 400 `invalid_webhook_url`. Returns the normalised URL. */
 export function parseWebhookUrl(raw: string, allowPrivateNetworks: boolean): string {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { WebhookEgress } from './webhook-egress.dispatcher';
 import type { WebhooksOptions } from './webhooks.options';
 
-const options = (allowPrivateNetworks: boolean): WebhooksOptions => ({ allowPrivateNetworks, maxAttempts: 1, backoffMs: 1, timeoutMs: 1000, relayAfterMs: 60_000, relayBatchSize: 500 });
+const options = (allowPrivateNetworks: boolean): WebhooksOptions => ({ allowPrivateNetworks, maxAttempts: 1, backoffMs: 1, timeoutMs: 1000, relayAfterMs: 60_000, relayBatchSize: 500, secretGraceMs: 0, deliveryRetentionMs: 60_000 });
 
 describe('webhook egress', () => {
   let server: Server;

@@ -19,6 +19,21 @@ export class WebhookEndpoint {
   @Column('text', { array: true })
   events: string[];
 
+  /** A disabled endpoint gets no new deliveries (queued ones still go). */
+  @Column('boolean', { default: true })
+  enabled: boolean;
+
+  /** The secret before the last rotation; deliveries are signed with it too until it expires. */
+  @Column('text', { name: 'previous_secret', nullable: true })
+  previousSecret: string | null;
+
+  @Column('timestamptz', { name: 'previous_secret_expires_at', nullable: true })
+  previousSecretExpiresAt: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /** Soft delete: the endpoint is gone for every route but its delivery log, kept for the retention. */
+  @Column('timestamptz', { name: 'deleted_at', nullable: true })
+  deletedAt: Date | null;
 }

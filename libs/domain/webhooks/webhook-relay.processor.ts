@@ -1,6 +1,7 @@
 import { Processor } from '@nestjs/bullmq';
 import type { Job } from 'bullmq';
 import { TenantWorkerHost, type TenantJobData } from '#strata/jobs';
+import { WebhookLogRetention } from './webhook-log.retention';
 import { WebhookOutboxRelay, type WebhookRelayPayload, type WebhookRelayResult } from './webhook-outbox.relay';
 import { WEBHOOK_RELAY_CONCURRENCY, WEBHOOK_RELAY_QUEUE } from './webhooks.options';
 
@@ -11,11 +12,16 @@ import { WEBHOOK_RELAY_CONCURRENCY, WEBHOOK_RELAY_QUEUE } from './webhooks.optio
  */
 @Processor(WEBHOOK_RELAY_QUEUE, { concurrency: WEBHOOK_RELAY_CONCURRENCY })
 export class WebhookRelayProcessor extends TenantWorkerHost<WebhookRelayPayload, WebhookRelayResult> {
-  constructor(private readonly relay: WebhookOutboxRelay) {
+  constructor(
+    private readonly relay: WebhookOutboxRelay,
+    private readonly retention: WebhookLogRetention,
+  ) {
     super();
   }
 
-  protected handle(_job: Job<TenantJobData<WebhookRelayPayload>>): Promise<WebhookRelayResult> {
+  protected async handle(_job: Job<TenantJobData<WebhookRelayPayload>>): Promise<WebhookRelayResult> {
+    // The same per-tenant visit also applies the delivery log's retention.
+    await this.retention.prune();
     return this.relay.relay();
   }
 }

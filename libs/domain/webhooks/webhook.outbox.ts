@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BulkJobOptions } from 'bullmq';
-import { TenantJobProducer } from '#strata/jobs';
+import { JobsUnavailableError, TenantJobProducer } from '#strata/jobs';
 import { TenantConnectionManager } from '#strata/tenancy';
 import { WebhookDeliveriesRepository } from './webhook-deliveries.repository';
 import type { WebhookDelivery } from './webhook-delivery.entity';
 import { WebhookEndpointsRepository } from './webhook-endpoints.repository';
-import { WEBHOOK_DELIVERY_QUEUE, WEBHOOKS_OPTIONS, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
+import { WEBHOOK_DELIVERY_QUEUE, WEBHOOKS_OPTIONS, type WebhookDeliveryEventType, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
 
 /** What a delivery job carries besides its tenant envelope: only the row to send. */
 export interface WebhookDeliveryPayload {
@@ -43,10 +43,14 @@ export function deliveryJob(
  * unit of work that is already open (the invoice's), so the event and its cause commit or roll
  * back together; the jobs are enqueued only after that commit. No commit, no job; no job lost
  * either: a pending row whose enqueue failed (Redis down, a crash right after COMMIT) is
- * re-enqueued by WebhookOutboxRelay once it is older than WEBHOOK_RELAY_AFTER_MS.
+ * re-enqueued by WebhookOutboxRelay once it is older than WEBHOOK_RELAY_AFTER_MS. So while Redis
+ * is down the write still succeeds (the enqueue fails fast, JobsUnavailableError) and its
+ * deliveries wait in the database, not in a request.
  */
 @Injectable()
 export class WebhookOutbox {
+  private readonly logger = new Logger('WebhookOutbox');
+
   constructor(
     private readonly connections: TenantConnectionManager,
     private readonly endpoints: WebhookEndpointsRepository,
@@ -62,11 +66,34 @@ export class WebhookOutbox {
       const endpointIds = await this.endpoints.subscribedTo(type);
       if (endpointIds.length === 0) return 0;
       const rows = await this.deliveries.insertPending(endpointIds, { id: randomUUID(), type, data });
-      const jobs = rows.map((d) => deliveryJob(d, this.options));
-      this.connections.afterCommit(async () => {
-        await this.producer.addBulk(WEBHOOK_DELIVERY_QUEUE, jobs);
-      });
+      this.enqueueAfterCommit(rows);
       return rows.length;
+    });
+  }
+
+  /**
+   * One delivery to one endpoint, whatever it subscribes to: a ping (a new event) or a redelivery
+   * (`event.id` of the original, so receivers deduplicate it like a retry). Same outbox path.
+   */
+  recordFor(endpointId: string, event: { id?: string; type: WebhookDeliveryEventType | string; data: object }, redeliveryOf: string | null = null): Promise<WebhookDelivery> {
+    return this.connections.transaction(async () => {
+      const [row] = await this.deliveries.insertPending([endpointId], { id: event.id ?? randomUUID(), type: event.type, data: event.data }, redeliveryOf);
+      this.enqueueAfterCommit([row]);
+      return row;
+    });
+  }
+
+  private enqueueAfterCommit(rows: WebhookDelivery[]): void {
+    const jobs = rows.map((d) => deliveryJob(d, this.options));
+    this.connections.afterCommit(async () => {
+      try {
+        await this.producer.addBulk(WEBHOOK_DELIVERY_QUEUE, jobs);
+      } catch (err) {
+        // Redis is down (its outage is logged once, by the monitor): the rows are committed and
+        // pending, and the relay enqueues them once Redis is back. Anything else stays loud.
+        if (!(err instanceof JobsUnavailableError)) throw err;
+        this.logger.debug(`${jobs.length} deliver${jobs.length === 1 ? 'y' : 'ies'} left to the relay: ${err.reason}`);
+      }
     });
   }
 }

@@ -118,4 +118,15 @@ describe('webhook signatures (Standard Webhooks, package standardwebhooks)', () 
     expect(() => new Webhook(a)).not.toThrow();
     expect(generateWebhookSecret()).not.toBe(a);
   });
+
+  it('signs with each of several secrets (a rotation\'s grace): one v1 entry per secret, and either secret verifies', () => {
+    const previous = generateWebhookSecret();
+    const headers = signWebhook([secret, previous], id, body, at);
+    const entries = headers['webhook-signature'].split(' ');
+    expect(entries).toEqual([signWebhook(secret, id, body, at)['webhook-signature'], signWebhook(previous, id, body, at)['webhook-signature']]);
+    expect(verifyWebhook(body, headers, secret)).toBe(true);
+    expect(verifyWebhook(body, headers, previous)).toBe(true);
+    expect(verifyWebhook(body, headers, generateWebhookSecret())).toBe(false);
+    expect(() => signWebhook([], id, body, at)).toThrow(InvalidWebhookSecretError);
+  });
 });

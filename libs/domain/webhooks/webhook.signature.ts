@@ -50,12 +50,16 @@ function webhookFor(secret: string): Webhook {
 
 /**
  * The Standard Webhooks headers for sending `body` as event `id` at `at` (default now; the header
- * carries whole seconds). Throws InvalidWebhookSecretError for a secret the library cannot decode.
+ * carries whole seconds), signed with each of `secret` (one or several). Throws InvalidWebhookSecretError for a secret the library cannot decode.
  */
-export function signWebhook(secret: string, id: string, body: string | Buffer, at: Date = new Date()): WebhookSignatureHeaders {
+export function signWebhook(secret: string | readonly string[], id: string, body: string | Buffer, at: Date = new Date()): WebhookSignatureHeaders {
   const ms = at.getTime();
   if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`webhook timestamp must be a valid date after 1970, got ${String(at)}`);
-  const signature = webhookFor(secret).sign(id, at, body);
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  if (secrets.length === 0) throw new InvalidWebhookSecretError('no webhook secret to sign with');
+  // Several secrets (a rotation's grace period): one `v1,…` per secret, space-separated, as the
+  // spec allows; a receiver holding either secret finds its signature among them.
+  const signature = secrets.map((s) => webhookFor(s).sign(id, at, body)).join(' ');
   return {
     [WEBHOOK_ID_HEADER]: id,
     [WEBHOOK_TIMESTAMP_HEADER]: String(Math.floor(ms / 1000)),

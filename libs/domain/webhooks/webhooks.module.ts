@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { JobsModule } from '#strata/jobs';
 import { TenancyModule } from '#strata/tenancy';
+import { IdempotencyModule } from '#strata/idempotency';
 import { WebhookDeliveriesRepository } from './webhook-deliveries.repository';
 import { WebhookDelivery } from './webhook-delivery.entity';
 import { WebhookDeliveryService } from './webhook-delivery.service';
@@ -10,6 +11,7 @@ import { WebhookEndpointsRepository } from './webhook-endpoints.repository';
 import { WebhookEventsListener } from './webhook-events.listener';
 import { WebhookOutbox } from './webhook.outbox';
 import { WebhookOutboxRelay } from './webhook-outbox.relay';
+import { WebhookLogRetention } from './webhook-log.retention';
 import { WebhooksController } from './webhooks.controller';
 import { resolveWebhooksOptions, WEBHOOK_DELIVERY_QUEUE, WEBHOOKS_OPTIONS } from './webhooks.options';
 import { WebhooksService } from './webhooks.service';
@@ -21,7 +23,7 @@ import { WebhooksService } from './webhooks.service';
  * EventEmitterModule, HttpClientModule and JobsModule.forRoot().
  */
 @Module({
-  imports: [TenancyModule.forFeature([WebhookEndpoint, WebhookDelivery]), JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE)],
+  imports: [TenancyModule.forFeature([WebhookEndpoint, WebhookDelivery]), IdempotencyModule, JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE)],
   controllers: [WebhooksController],
   providers: [
     { provide: WEBHOOKS_OPTIONS, useFactory: () => resolveWebhooksOptions(process.env) },
@@ -33,7 +35,8 @@ import { WebhooksService } from './webhooks.service';
     WebhookEgress,
     WebhookDeliveryService,
     WebhookOutboxRelay,
+    WebhookLogRetention,
   ],
-  exports: [WebhooksService, WebhookDeliveryService, WebhookOutboxRelay, WEBHOOKS_OPTIONS],
+  exports: [WebhooksService, WebhookDeliveryService, WebhookOutboxRelay, WebhookLogRetention, WEBHOOKS_OPTIONS],
 })
 export class WebhooksModule {}

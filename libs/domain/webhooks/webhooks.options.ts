@@ -4,8 +4,22 @@ export const WEBHOOK_DELIVERY_QUEUE = 'webhook-delivery';
 export const WEBHOOK_RELAY_QUEUE = 'webhook-relay';
 export const WEBHOOK_RELAY_JOB = 'relay-pending-deliveries';
 /** Events an endpoint can subscribe to. Names follow the in-process events that cause them. */
-export const WEBHOOK_EVENT_TYPES = ['invoice.created'] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  'invoice.created',
+  'invoice.updated',
+  'project.created',
+  'project.updated',
+  'project.deleted',
+  'task.created',
+  'task.updated',
+  'task.deleted',
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** Sent by POST /webhooks/:id/ping to that endpoint only; nobody subscribes to it. */
+export const WEBHOOK_PING_EVENT = 'webhook.ping';
+/** Every event type a delivery can carry. */
+export const WEBHOOK_DELIVERY_EVENT_TYPES = [...WEBHOOK_EVENT_TYPES, WEBHOOK_PING_EVENT] as const;
+export type WebhookDeliveryEventType = (typeof WEBHOOK_DELIVERY_EVENT_TYPES)[number];
 
 // Read once at startup: @Processor() takes its options when the class is decorated.
 /** Deliveries one worker sends at a time. */
@@ -29,6 +43,16 @@ export interface WebhooksOptions {
   relayAfterMs: number;
   /** Rows one tenant's relay job takes per run, oldest first. Env `WEBHOOK_RELAY_BATCH_SIZE`, default 500. */
   relayBatchSize: number;
+  /**
+   * After a secret rotation, deliveries are signed with the old secret too for this long (two
+   * signatures in `webhook-signature`). Env `WEBHOOK_SECRET_GRACE_MS`, default 24 h.
+   */
+  secretGraceMs: number;
+  /**
+   * Deliveries older than this are deleted by each tenant's relay run, and so are deleted endpoints
+   * whose log is empty by then. Env `WEBHOOK_DELIVERY_RETENTION_MS`, default 30 days.
+   */
+  deliveryRetentionMs: number;
 }
 
 export const WEBHOOKS_OPTIONS = Symbol('WEBHOOKS_OPTIONS');
@@ -57,5 +81,7 @@ export function resolveWebhooksOptions(env: NodeJS.ProcessEnv = process.env): We
     timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 1, 120_000),
     relayAfterMs: int(env, 'WEBHOOK_RELAY_AFTER_MS', 60_000, 1000, 7 * 24 * 3600_000),
     relayBatchSize: int(env, 'WEBHOOK_RELAY_BATCH_SIZE', 500, 1, 10_000),
+    secretGraceMs: int(env, 'WEBHOOK_SECRET_GRACE_MS', 24 * 3600_000, 0, 30 * 24 * 3600_000),
+    deliveryRetentionMs: int(env, 'WEBHOOK_DELIVERY_RETENTION_MS', 30 * 24 * 3600_000, 60_000, 365 * 24 * 3600_000),
   };
 }
