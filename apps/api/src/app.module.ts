@@ -1,15 +1,17 @@
 import { Module, type DynamicModule, type ModuleMetadata } from '@nestjs/common';
-import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { randomUUID } from 'node:crypto';
+import { APP_FILTER, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { ClsModule } from 'nestjs-cls';
-import { createValidationPipe, HttpErrorFilter, StrataConfigModule, type StrataConfig } from '#strata/common';
+import { createValidationPipe, HttpErrorFilter, RequestShapeInterceptor, StrataConfigModule, type StrataConfig } from '#strata/common';
 import { ControlPlaneModule } from '#strata/control-plane';
-import { TenancyModule } from '#strata/tenancy/platform';
+import { responseCancellation, TenancyModule } from '#strata/tenancy/platform';
 import { MigratorModule } from '#strata/migrator';
 import { AuthModule } from '#strata/auth';
 import { AdminModule } from '#strata/admin';
 import { MovesModule } from '#strata/moves';
+import { ExportsModule } from '#strata/exports';
+import { AuditModule } from '#strata/audit';
+import { OffboardingModule } from '#strata/offboarding';
 import { HealthModule } from '#strata/health';
 import { ProjectsModule } from '#strata/projects';
 import { InvoicesModule } from '#strata/invoices';
@@ -21,8 +23,9 @@ import { FilesModule } from '#strata/files';
 import { ObservabilityModule } from '#strata/observability';
 import { JobsModule } from '#strata/jobs';
 import { CacheModule, RegistryInvalidationModule } from '#strata/cache';
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+import { PlansModule } from '#strata/plans';
+import { RateLimitsModule } from '#strata/rate-limits';
+import { CapacityModule } from '#strata/capacity';
 
 @Module({})
 export class AppModule {
@@ -38,12 +41,11 @@ export class AppModule {
           middleware: {
             mount: true,
             generateId: true,
-            idGenerator: (req: Request) => {
-              const given = req.headers['x-request-id'];
-              return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-            },
+            // requestIdMiddleware (app.factory.ts) already checked or made the id and set the answer's header.
+            idGenerator: (req: Request) => req.headers['x-request-id'] as string,
             setup: (cls, _req: Request, res: Response) => {
-              res.setHeader('X-Request-Id', cls.getId());
+              // A client that leaves cancels its request's database work (TenantConnectionManager).
+              cls.set('cancellation', responseCancellation(res));
             },
           },
         }),
@@ -54,15 +56,25 @@ export class AppModule {
         TenancyModule,
         CacheModule.forRoot(),
         RegistryInvalidationModule.forRoot(),
+        // The audit log's writer (AUDIT_LOG, which auth, admin and moves record through) and its read routes.
+        AuditModule,
         AuthModule,
         AdminModule,
         MovesModule,
         HealthModule,
+        // Global PlanLimits for the domain modules' quota reservations; /usage, /settings, /admin/plans.
+        PlansModule,
+        // Per tenant (by plan) and per user at the edge, shared through Redis; the anonymous routes' limits (auth's LOGIN_THROTTLE).
+        RateLimitsModule,
+        // A tenant's share of this instance by plan: requests in flight, write units' timeouts, job caps.
+        CapacityModule,
         ProjectsModule,
         InvoicesModule,
         // FILES_DRIVER (local | s3) and its settings come from the environment, checked at startup.
         StorageModule.forRoot(),
         FilesModule,
+        // Tenant exports (admin and owner routes) and their executor; archives go through the storage driver.
+        ExportsModule,
         // The API only produces jobs; apps/worker processes them.
         JobsModule.forRoot(),
         // In-process domain events (invoice.created → webhooks outbox), run inside the emitter's transaction.
@@ -70,12 +82,15 @@ export class AppModule {
         // OUTBOUND_HTTP_TIMEOUT_MS; WEBHOOK_* settings are read by WebhooksModule, checked at startup.
         HttpClientModule.forRoot(),
         WebhooksModule,
+        // Clears every store above (tenancy, cache, storage, jobs) when a tenant is deleted.
+        OffboardingModule,
         ...(extra.imports ?? []),
       ],
       controllers: extra.controllers ?? [],
       providers: [
         { provide: APP_FILTER, useClass: HttpErrorFilter },
         { provide: APP_PIPE, useFactory: createValidationPipe },
+        { provide: APP_INTERCEPTOR, useClass: RequestShapeInterceptor },
       ],
     };
   }

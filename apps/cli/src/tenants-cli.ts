@@ -4,14 +4,20 @@ import { Module, type DynamicModule, type INestApplicationContext, type LoggerSe
 import { NestFactory } from '@nestjs/core';
 import { ClsModule } from 'nestjs-cls';
 import type { DataSource } from 'typeorm';
-import { RegistryInvalidationModule } from '#strata/cache';
+import { CacheModule, RegistryInvalidationModule } from '#strata/cache';
 import { ApiException, loadStrataConfig, StrataConfigModule, type StrataConfig } from '#strata/common';
 import { CONTROL_DATA_SOURCE, ControlPlaneModule, TenantEntity, TIERS, type Tier } from '#strata/control-plane';
 import { MigratorModule } from '#strata/migrator';
+import { ExportExecutor, ExportsRunnerModule, ExportsService, TenantRestorer, TERMINAL_EXPORT_STATES } from '#strata/exports';
 import { MoveErrorCode, MoveExecutor, MovesRunnerModule, MovesService, TERMINAL_PHASES, type TenantMoveView } from '#strata/moves';
-import { TenancyModule } from '#strata/tenancy/platform';
+import { StorageModule } from '#strata/storage';
+import { JobsModule } from '#strata/jobs';
+import { OnboardingExecutor, OnboardingRunnerModule, OnboardingService, RESTORE_ONBOARDING_STEPS, type OnboardingState } from '#strata/onboarding';
+import { DELETION_STEPS, OffboardingErrorCode, OffboardingExecutor, OffboardingModule, OffboardingService, type DeletionReportView } from '#strata/offboarding';
+import { SLUG_RULE, TenancyModule } from '#strata/tenancy/platform';
 import { CliDatabaseError, resolveCliDatabase } from './cli-database';
 import { formatElapsed, formatRoute, MoveProgressView, renderMovesTable, type ProgressStream } from './move-progress';
+import { StepProgressView, type StepProgress } from './step-progress';
 
 export const TENANTS_USAGE = `usage: npm run tenants -- <command> [options]
 
@@ -23,6 +29,23 @@ export const TENANTS_USAGE = `usage: npm run tenants -- <command> [options]
   wait <moveId>        follow a move until it ends (this process runs moves too, as with --wait)
   cancel <moveId> [--wait]
                        roll a move back; possible until its cutover begins
+  export <slug> [--wait]
+                       export the tenant (JSON Lines per table + files + manifest, a .tar.gz kept
+                       in storage); prints the export id. --wait produces it in this process.
+  restore --export <id> --slug <new> --tier <tier> [--pool <id>] [--no-wait]
+                       restore a done export as a new tenant <new> on tier pool|bridge|silo, with
+                       the same row ids and files; refused (export_archive_invalid) when the
+                       archive does not match its manifest and record. Prints the new tenant id.
+                       Runs the onboarding pipeline (create_home, migrate, restore, …) as
+                       POST /admin/tenants {restoreFrom} does: leased, resumable, audited; this
+                       process runs its steps with a progress bar. --no-wait: exits at once, the
+                       API or the worker runs it (ONBOARDING_EXECUTOR).
+  delete <id|slug> [--no-wait]
+                       delete the tenant (active, suspended, or failed onboarding) from every store,
+                       as DELETE /admin/tenants/:id does (same service, audited); prints its id.
+                       This process runs the deletion's steps with a progress bar until its
+                       report is done, then prints the report. --no-wait: exits at once, the API
+                       runs it (MOVES_EXECUTOR).
 
   --wait               live progress (phase, rows copied/total, lag, elapsed) until the move ends.
                        This process runs moves meanwhile, so no API or worker is needed.
@@ -31,8 +54,9 @@ export const TENANTS_USAGE = `usage: npm run tenants -- <command> [options]
                        another 'wait' resumes it where it stood.
   --verbose            also print the executor's info logs
 
-Exit status: 0 the move is done (cancel --wait: cancelled), 1 it failed or was cancelled, or an
-error; 2 bad usage or a refused request (printed as <code>: <message>, e.g. move_noop); 130 Ctrl-C.
+Exit status: 0 the move (export, restore, deletion) is done (cancel --wait: cancelled), 1 it failed or was
+cancelled, or an error; 2 bad usage or a refused request (printed as <code>: <message>, e.g. move_noop,
+tenant_not_found); 130 Ctrl-C (the deletion or restore goes on: its lease runs out and another process resumes it).
 
 Needs DATABASE_URL (owner connection to the control-plane database) and DB_APP_USER /
 DB_CONTROL_USER / DB_CONTROL_PASSWORD as for the API. With DATABASE_URL unset it uses the embedded
@@ -57,10 +81,19 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 class UsageError extends Error {}
 
+/** What a command needs beyond the moves runner: the onboarding pipeline (restore), offboarding and every store it clears (delete). */
+export interface TenantsCliNeeds {
+  onboarding?: boolean;
+  offboarding?: boolean;
+}
+
 /** What the CLI needs from Nest: config, CLS, control plane, migrator, tenancy and the moves runner. */
 @Module({})
 export class TenantsCliModule {
-  static forRoot(config: StrataConfig): DynamicModule {
+  static forRoot(config: StrataConfig, needs: TenantsCliNeeds = {}): DynamicModule {
+    // A deletion or a restore this process starts or finishes tells every instance at once (Redis
+    // pub/sub; without REDIS_URL the others see it after their registry TTL), as the API does.
+    const announces = config.movesExecutor || needs.onboarding || needs.offboarding;
     return {
       module: TenantsCliModule,
       imports: [
@@ -71,8 +104,15 @@ export class TenantsCliModule {
         TenancyModule,
         // A cutover this process runs tells every instance (Redis pub/sub; without REDIS_URL,
         // the others see it after their registry TTL).
-        ...(config.movesExecutor ? [RegistryInvalidationModule.forRoot()] : []),
+        ...(announces ? [RegistryInvalidationModule.forRoot()] : []),
         MovesRunnerModule,
+        // Exports and restores read and write archives and files through FILES_DRIVER, as the API does.
+        StorageModule.forRoot(),
+        ExportsRunnerModule,
+        // The same pipeline as POST /admin/tenants (restore), its steps run here by runOne.
+        ...(needs.onboarding ? [OnboardingRunnerModule] : []),
+        // The stores a deletion clears, wired as in the API: cache, jobs (Redis), files (FILES_DRIVER above).
+        ...(needs.offboarding ? [CacheModule.forRoot(), JobsModule.forRoot(), OffboardingModule] : []),
       ],
     };
   }
@@ -109,16 +149,18 @@ class CliLogger implements LoggerService {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Parsed {
-  command: 'move' | 'moves' | 'wait' | 'cancel';
+  command: 'move' | 'moves' | 'wait' | 'cancel' | 'export' | 'restore' | 'delete';
   arg: string;
   toTier?: Tier;
   poolId?: string;
+  exportId?: string;
+  slug?: string;
   wait: boolean;
   verbose: boolean;
 }
 
 function parse(argv: string[]): Parsed | 'help' {
-  let values: { to?: string; pool?: string; wait?: boolean; verbose?: boolean; help?: boolean };
+  let values: { to?: string; pool?: string; wait?: boolean; 'no-wait'?: boolean; verbose?: boolean; help?: boolean; export?: string; slug?: string; tier?: string };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
@@ -128,7 +170,11 @@ function parse(argv: string[]): Parsed | 'help' {
       options: {
         to: { type: 'string' },
         pool: { type: 'string' },
+        export: { type: 'string' },
+        slug: { type: 'string' },
+        tier: { type: 'string' },
         wait: { type: 'boolean', default: false },
+        'no-wait': { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -139,11 +185,20 @@ function parse(argv: string[]): Parsed | 'help' {
   if (values.help) return 'help';
   const [command, arg, ...rest] = positionals;
   if (!command) throw new UsageError('a command is required');
-  if (!['move', 'moves', 'wait', 'cancel'].includes(command)) throw new UsageError(`unknown command ${command}`);
-  if (!arg) throw new UsageError(`${command} needs ${command === 'move' || command === 'moves' ? 'a tenant slug' : 'a move id'}`);
+  if (!['move', 'moves', 'wait', 'cancel', 'export', 'restore', 'delete'].includes(command)) throw new UsageError(`unknown command ${command}`);
+  if (command === 'restore') return parseRestore(values, [arg, ...rest].filter((x) => x !== undefined), Boolean(values.verbose));
+  if (values['no-wait'] && command !== 'delete') throw new UsageError(`--no-wait belongs to delete and restore, not ${command}`);
+  if (values.export !== undefined || values.slug !== undefined || values.tier !== undefined) throw new UsageError(`--export, --slug and --tier belong to restore, not ${command}`);
+  if (!arg) throw new UsageError(`${command} needs ${command === 'delete' ? 'a tenant id or slug' : command === 'move' || command === 'moves' ? 'a tenant slug' : 'a move id'}`);
   if (rest.length) throw new UsageError(`unexpected argument ${rest.join(' ')}`);
+  if (command === 'delete') {
+    if (values.to !== undefined || values.pool !== undefined) throw new UsageError('--to and --pool belong to move, not delete');
+    if (values.wait && values['no-wait']) throw new UsageError('--wait or --no-wait, not both');
+    return { command: 'delete', arg, wait: !values['no-wait'], verbose: Boolean(values.verbose) };
+  }
   const p: Parsed = { command: command as Parsed['command'], arg, wait: Boolean(values.wait), verbose: Boolean(values.verbose) };
   if (command === 'move') {
+    if (values.tier !== undefined) throw new UsageError('move takes --to <tier>');
     if (!values.to) throw new UsageError('move needs --to <tier>');
     if (!TIERS.includes(values.to as Tier)) throw new UsageError(`--to must be one of ${TIERS.join(', ')}`);
     p.toTier = values.to as Tier;
@@ -151,10 +206,23 @@ function parse(argv: string[]): Parsed | 'help' {
   } else {
     if (values.to !== undefined || values.pool !== undefined) throw new UsageError(`--to and --pool belong to move, not ${command}`);
   }
-  if (command === 'moves' && p.wait) throw new UsageError('--wait belongs to move and cancel');
+  if (command === 'moves' && p.wait) throw new UsageError('--wait belongs to move, cancel and export');
   if (command === 'wait') p.wait = true;
   if ((command === 'wait' || command === 'cancel') && !UUID.test(arg)) throw new UsageError(`${arg} is not a move id`);
   return p;
+}
+
+function parseRestore(
+  values: { to?: string; pool?: string; wait?: boolean; 'no-wait'?: boolean; export?: string; slug?: string; tier?: string },
+  positionals: string[],
+  verbose: boolean,
+): Parsed {
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals.join(' ')}`);
+  if (values.to !== undefined || values.wait) throw new UsageError('restore takes --tier <tier> (and waits unless --no-wait)');
+  if (!values.export || !UUID.test(values.export)) throw new UsageError('restore needs --export <export id>');
+  if (!values.slug || !SLUG_RULE.test(values.slug)) throw new UsageError('restore needs --slug <new slug> (lower case letters, digits and -)');
+  if (!values.tier || !TIERS.includes(values.tier as Tier)) throw new UsageError(`restore needs --tier, one of ${TIERS.join(', ')}`);
+  return { command: 'restore', arg: values.slug, exportId: values.export, slug: values.slug, toTier: values.tier as Tier, poolId: values.pool, wait: !values['no-wait'], verbose };
 }
 
 /** `code: message` of a refused request (an ApiException of the moves service), or undefined. */
@@ -212,14 +280,20 @@ export async function runTenantsCli(argv: string[], env: NodeJS.ProcessEnv, io: 
     err((e as Error).message);
     return e instanceof CliDatabaseError ? EXIT.failed : EXIT.usage;
   }
-  // Only a waiting CLI runs moves; otherwise the API or the worker picks the move up.
-  config = { ...config, movesExecutor: args.wait };
+  // Only a waiting CLI runs moves; otherwise the API or the worker picks the move up. A waiting
+  // export is produced by this process (drained below), so no executor polls either.
+  // Deletions and restores this process waits for are run by it directly (drain, runOne), not by
+  // background pollers: without waiting it leaves them to the API or the worker.
+  config = { ...config, movesExecutor: args.wait && (args.command === 'move' || args.command === 'wait' || args.command === 'cancel'), onboardingExecutor: false };
 
-  let view: MoveProgressView | undefined;
+  let view: MoveProgressView | StepProgressView | undefined;
   const logger = new CliLogger((line) => (view ? view.message(line) : err(line)), args.verbose);
   let app: INestApplicationContext;
   try {
-    app = await NestFactory.createApplicationContext(TenantsCliModule.forRoot(config), { logger, abortOnError: false });
+    app = await NestFactory.createApplicationContext(TenantsCliModule.forRoot(config, { onboarding: args.command === 'restore', offboarding: args.command === 'delete' }), {
+      logger,
+      abortOnError: false,
+    });
   } catch (e) {
     const where = embedded ? ` (the embedded PostgreSQL on ${embedded.host}:${embedded.port}: is the API running? start it first with npm start)` : '';
     err(`cannot start: ${(e as Error).message}${where}`);
@@ -285,6 +359,60 @@ export async function runTenantsCli(argv: string[], env: NodeJS.ProcessEnv, io: 
       return m.phase === wanted ? EXIT.ok : EXIT.failed;
     };
 
+    /** A tenant by slug, whatever its status short of deleted (a failed onboarding's included). */
+    const tenantToDelete = async (slug: string) => {
+      const t = await control.getRepository(TenantEntity).findOneBy({ slug });
+      if (!t || t.status === 'deleted') throw new ApiException(404, OffboardingErrorCode.tenantNotFound, `no tenant with slug ${slug}`);
+      return t;
+    };
+
+    /**
+     * Runs a step machine here (`run`: claim and run what is claimable now) while drawing its
+     * progress from `look` every poll, until `ended`; a run that returns early (another process
+     * holds it, a retry's back-off) is started again. Undefined when interrupted.
+     */
+    const followSteps = async <P>(f: { run: () => Promise<unknown>; look: () => Promise<P>; ended: (p: P) => boolean; show: (p: P) => StepProgress; first?: P }): Promise<P | undefined> => {
+      const started = Date.now();
+      const steps = new StepProgressView(io.stderr);
+      view = steps;
+      let running: Promise<unknown> | undefined;
+      try {
+        let p = f.first ?? (await f.look());
+        for (;;) {
+          steps.update(f.show(p), Date.now() - started);
+          if (f.ended(p)) return p;
+          // A failure inside a run is the machine's to record and retry; the loop shows it from `look`.
+          running ??= f
+            .run()
+            .catch((e: unknown) => (view ? view.message(`warn ${(e as Error).message}`) : err(`warn ${(e as Error).message}`)))
+            .finally(() => (running = undefined));
+          // Not a race with the run: one that returns at once (held elsewhere, backing off) is tried again a poll later.
+          await sleep(io.pollMs ?? 250, io.signal);
+          if (io.signal?.aborted) {
+            // A run under way holds a lease: ending the process hands it over (closing would wait for it).
+            abandon = running !== undefined;
+            return undefined;
+          }
+          p = await f.look();
+        }
+      } finally {
+        steps.end();
+        view = undefined;
+        if (!abandon) await running;
+      }
+    };
+
+    /** An interrupted wait for a deletion or a restore: it goes on. */
+    const stopped = (what: string, where: string, leaseMs: number, runners: string): number => {
+      err(
+        `stopped waiting; ${what} goes on. ` +
+          (abandon
+            ? `This process was running it: its lease runs out within ${Math.round(leaseMs / 1000)} s and ${runners} resumes it where it stood; follow it with ${where}.`
+            : `${runners} runs it; follow it with ${where}.`),
+      );
+      return EXIT.interrupted;
+    };
+
     switch (args.command) {
       case 'move': {
         const tenant = await tenantBySlug(args.arg);
@@ -310,8 +438,105 @@ export async function runTenantsCli(argv: string[], env: NodeJS.ProcessEnv, io: 
         const end = await follow(m);
         return end ? outcome(end, 'done') : await interrupted(m.id);
       }
+      case 'export': {
+        const tenant = await tenantBySlug(args.arg);
+        // Not `exports`: compiled to CommonJS, that name would shadow the module's own (EXIT and all).
+        const exportsService = app.get(ExportsService);
+        const cliOperator = `cli:${safeUser()}@${hostname()}`;
+        const requested = await exportsService.request(tenant.id, `operator:${cliOperator}`, { type: 'operator', id: cliOperator });
+        out(requested.id);
+        if (!args.wait) {
+          err(`export of ${tenant.slug} requested; the API or the worker produces it (GET /admin/exports/${requested.id})`);
+          return EXIT.ok;
+        }
+        let e = requested;
+        while (!TERMINAL_EXPORT_STATES.includes(e.state)) {
+          await app.get(ExportExecutor).drain();
+          e = await exportsService.get(e.id);
+          if (TERMINAL_EXPORT_STATES.includes(e.state)) break;
+          // Another executor holds it (or its retry back-off runs): look again shortly.
+          await sleep(io.pollMs ?? 250, io.signal);
+          if (io.signal?.aborted) return EXIT.interrupted;
+        }
+        if (e.state === 'failed') {
+          err(`export ${e.id} failed: ${e.error ?? 'no error recorded'}`);
+          return EXIT.failed;
+        }
+        err(`export ${e.id} done: ${e.rowsExported.toLocaleString('en-US')} rows, ${e.filesExported} files, ${e.archiveBytes} bytes (sha256 ${e.archiveSha256})`);
+        return EXIT.ok;
+      }
+      case 'restore': {
+        // Verified before anything exists (404 export_not_found, 422 export_archive_invalid …), as the API does.
+        const { manifest } = await app.get(TenantRestorer).verify(args.exportId!);
+        const onboarding = app.get(OnboardingService);
+        const cliOperator = `cli:${safeUser()}@${hostname()}`;
+        const started = await onboarding.start({
+          slug: args.slug!,
+          name: manifest.tenant.name,
+          tier: args.toTier!,
+          poolId: args.poolId,
+          plan: manifest.tenant.plan,
+          steps: RESTORE_ONBOARDING_STEPS,
+          params: { restoreFrom: args.exportId! },
+          actor: { type: 'operator', id: cliOperator },
+        });
+        out(started.id);
+        if (!args.wait) {
+          err(`restore of export ${args.exportId} as ${started.slug} requested; the API or the worker runs it (GET /admin/tenants/${started.id})`);
+          return EXIT.ok;
+        }
+        const executor = app.get(OnboardingExecutor);
+        const state = await followSteps<OnboardingState>({
+          run: () => executor.runOne(started.id),
+          look: async () => (await onboarding.stateOf(started.id))!,
+          ended: (st) => st.status !== 'provisioning',
+          show: (st) => onboardingProgress(st),
+        });
+        if (!state) return stopped(`restore of export ${args.exportId} as ${started.slug}`, `GET /admin/tenants/${started.id}`, config.onboardingLeaseMs, 'the API or the worker (ONBOARDING_EXECUTOR)');
+        if (state.status !== 'active') {
+          const failed = state.steps.find((st) => st.state === 'failed');
+          err(
+            `restore of export ${args.exportId} as ${started.slug} failed${failed ? ` at ${failed.name}` : ''}: ${state.error ?? 'no error recorded'}\n` +
+              `tenant ${started.id} is ${state.status} and keeps its slug; remove it with 'npm run tenants -- delete ${started.id}'`,
+          );
+          return EXIT.failed;
+        }
+        const tenant = (await control.getRepository(TenantEntity).findOneBy({ id: started.id }))!;
+        const rows = manifest.tables.reduce((n, x) => n + x.rows, 0);
+        err(
+          `export ${args.exportId} restored as ${tenant.slug} on ${tenant.tier}/${tenant.poolId}: ${rows.toLocaleString('en-US')} rows in ${manifest.tables.length} tables, ${manifest.files.length} files`,
+        );
+        return EXIT.ok;
+      }
+      case 'delete': {
+        const offboarding = app.get(OffboardingService);
+        const tenantId = UUID.test(args.arg) ? args.arg : (await tenantToDelete(args.arg)).id;
+        const requested = await offboarding.request(tenantId, `cli:${safeUser()}@${hostname()}`);
+        out(requested.tenantId);
+        if (!args.wait) {
+          err(`deletion of ${requested.slug} requested (${requested.status}); the API runs it (MOVES_EXECUTOR): GET /admin/tenants/${tenantId}/deletion-report`);
+          return EXIT.ok;
+        }
+        const executor = app.get(OffboardingExecutor);
+        const report = await followSteps<DeletionReportView>({
+          run: () => executor.drain(),
+          look: () => offboarding.report(tenantId),
+          ended: (r) => r.status === 'deleted',
+          show: (r) => deletionProgress(r),
+          first: requested,
+        });
+        if (!report) return stopped(`deletion of ${requested.slug}`, `GET /admin/tenants/${tenantId}/deletion-report`, config.moveLeaseMs, 'the API (MOVES_EXECUTOR)');
+        const took = report.finishedAt ? formatElapsed(new Date(report.finishedAt).getTime() - new Date(report.requestedAt).getTime()) : '?';
+        err(`tenant ${report.slug} (${report.tenantId}) deleted in ${took}; the report (GET /admin/tenants/${tenantId}/deletion-report):`);
+        for (const store of report.stores) {
+          const removed = Object.entries(store.removed).map(([k, n]) => `${k} ${n}`).join(', ') || 'nothing';
+          const kept = typeof store.details?.kept === 'string' ? ` (kept: ${store.details.kept})` : '';
+          err(`  ${store.step.padEnd(14)} ${store.store}: ${removed}${kept}`);
+        }
+        return EXIT.ok;
+      }
       case 'cancel': {
-        const m = await moves.cancel(args.arg);
+        const m = await moves.cancel(args.arg, `cli:${safeUser()}@${hostname()}`);
         if (TERMINAL_PHASES.includes(m.phase)) return outcome(m, 'cancelled');
         out(`cancel requested for move ${m.id} (phase ${m.phase}): it rolls back before its cutover`);
         if (!args.wait) return EXIT.ok;
@@ -331,6 +556,24 @@ export async function runTenantsCli(argv: string[], env: NodeJS.ProcessEnv, io: 
   } finally {
     if (!abandon) await closeApp(app, config, io, err);
   }
+}
+
+/** A deletion's report as a step display: the steps of DELETION_STEPS before `done`. */
+export function deletionProgress(r: DeletionReportView): StepProgress {
+  const steps = DELETION_STEPS.filter((st) => st !== 'done');
+  const done = r.step === 'done' ? steps.length : steps.indexOf(r.step);
+  return { label: r.status, steps, done, current: r.step === 'done' ? undefined : r.step, attempts: r.attempts, error: r.error };
+}
+
+/** An onboarding's steps as a step display (a restore: create_home, migrate, restore, …). */
+export function onboardingProgress(st: OnboardingState): StepProgress {
+  const steps = st.steps.map((x) => x.name);
+  const done = st.steps.filter((x) => x.state === 'done').length;
+  const current = st.status === 'provisioning' ? st.steps.find((x) => x.state !== 'done') : undefined;
+  // An attempt is on record before it runs: more than one means it is being retried.
+  const retries = current && current.attempts > 1 ? current.attempts - 1 : 0;
+  const label = st.status === 'provisioning' ? 'restoring' : st.status === 'active' ? 'restored' : st.status;
+  return { label, steps, done, current: current?.name, attempts: retries, error: retries ? current?.error : null };
 }
 
 /** Whether this process's executor holds the lease of an open move. */

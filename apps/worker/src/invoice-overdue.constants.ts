@@ -5,18 +5,15 @@ export const INVOICE_OVERDUE_JOB = 'count-overdue';
 // Read once at startup: @Cron() takes its expression when the class is decorated.
 /** When the sweep runs (cron syntax, server time); `off` disables it. Default: 03:00 daily. */
 export const INVOICE_OVERDUE_SWEEP_CRON = process.env.INVOICE_OVERDUE_SWEEP_CRON || '0 3 * * *';
-/** An invoice is overdue this many days after it was created (no due date in the schema yet). */
-export const INVOICE_OVERDUE_DAYS = Number(process.env.INVOICE_OVERDUE_DAYS || 30);
 export const INVOICE_OVERDUE_CONCURRENCY = Number(process.env.INVOICE_OVERDUE_CONCURRENCY || 4);
 
 export interface InvoiceOverduePayload {
-  /** ISO instant the sweep ran; every tenant's count uses the same cutoff. */
+  /** ISO instant the sweep ran; every tenant counts the open invoices due before it. */
   asOf: string;
-  olderThanDays: number;
 }
 
 export interface InvoiceOverdueResult {
   tenantId: string;
   overdue: number;
-  cutoff: string;
+  asOf: string;
 }

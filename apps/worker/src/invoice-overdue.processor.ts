@@ -12,7 +12,7 @@ import {
 } from './invoice-overdue.constants';
 
 /**
- * One tenant's overdue count, in that tenant's context (TenantWorkerHost re-entered it): the same
+ * One tenant's overdue count (open invoices past their dueAt), in that tenant's context (TenantWorkerHost re-entered it): the same
  * InvoicesService use case an HTTP handler would call, on whichever tier the tenant lives.
  * The count is the job's return value (BullMQ keeps it on the completed job) and a log line.
  */
@@ -28,12 +28,12 @@ export class InvoiceOverdueProcessor extends TenantWorkerHost<InvoiceOverduePayl
   }
 
   protected async handle(job: Job<TenantJobData<InvoiceOverduePayload>>): Promise<InvoiceOverdueResult> {
-    const { asOf, olderThanDays } = job.data.payload;
-    const cutoff = new Date(Date.parse(asOf) - olderThanDays * 86_400_000);
-    if (Number.isNaN(cutoff.getTime())) throw new Error(`invalid asOf ${JSON.stringify(asOf)}`);
+    const { asOf } = job.data.payload;
+    const at = new Date(asOf);
+    if (Number.isNaN(at.getTime())) throw new Error(`invalid asOf ${JSON.stringify(asOf)}`);
     const tenant = this.context.tenant;
-    const overdue = await this.invoices.countCreatedBefore(cutoff);
-    this.logger.log(`tenant ${tenant.slug}: ${overdue} invoice(s) older than ${olderThanDays} days`);
-    return { tenantId: tenant.id, overdue, cutoff: cutoff.toISOString() };
+    const overdue = await this.invoices.countOverdue(at);
+    this.logger.log(`tenant ${tenant.slug}: ${overdue} open invoice(s) past their due date`);
+    return { tenantId: tenant.id, overdue, asOf: at.toISOString() };
   }
 }

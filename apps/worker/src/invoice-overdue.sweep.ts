@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Cron } from '@nestjs/schedule';
 import {
-  INVOICE_OVERDUE_DAYS,
   INVOICE_OVERDUE_JOB,
   INVOICE_OVERDUE_QUEUE,
   INVOICE_OVERDUE_SWEEP_CRON,
@@ -34,8 +33,8 @@ export class InvoiceOverdueSweep {
     return this.run(now);
   }
 
-  async run(now = new Date(), olderThanDays = INVOICE_OVERDUE_DAYS): Promise<SweepReport> {
-    const payload: InvoiceOverduePayload = { asOf: now.toISOString(), olderThanDays };
+  async run(now = new Date()): Promise<SweepReport> {
+    const payload: InvoiceOverduePayload = { asOf: now.toISOString() };
     const report = await this.fanOut.enqueuePerActiveTenant({ requestIdPrefix: 'sweep', queue: INVOICE_OVERDUE_QUEUE, name: INVOICE_OVERDUE_JOB, payload });
     return { ...report, asOf: payload.asOf };
   }

@@ -1,3 +1,5 @@
+// First: sizes libuv's thread pool before anything uses it.
+import './threadpool.setup';
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

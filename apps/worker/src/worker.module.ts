@@ -7,15 +7,22 @@ import { ControlPlaneModule } from '#strata/control-plane';
 import { TenancyModule } from '#strata/tenancy/platform';
 import { MigratorModule } from '#strata/migrator';
 import { InvoicesModule } from '#strata/invoices';
+import { PlanLimitsModule } from '#strata/plans';
+import { CapacityModule } from '#strata/capacity';
 import { MovesRunnerModule } from '#strata/moves';
+import { ExportsRunnerModule } from '#strata/exports';
+import { StorageModule } from '#strata/storage';
+import { OnboardingRunnerModule } from '#strata/onboarding';
 import { JobsModule, type JobsModuleOptions } from '#strata/jobs';
 import { ObservabilityModule } from '#strata/observability';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { HttpClientModule } from '#strata/http-client';
+import { IDEMPOTENCY_KEY_SWEEP_QUEUE, IdempotencyKeySweepProcessor, IdempotencyModule } from '#strata/idempotency';
 import { WEBHOOK_DELIVERY_QUEUE, WEBHOOK_RELAY_QUEUE, WebhookDeliveryProcessor, WebhookRelayProcessor, WebhooksModule } from '#strata/webhooks';
 import { INVOICE_OVERDUE_QUEUE } from './invoice-overdue.constants';
 import { InvoiceOverdueProcessor } from './invoice-overdue.processor';
 import { InvoiceOverdueSweep } from './invoice-overdue.sweep';
+import { IdempotencyKeySweep } from './idempotency-key.sweep';
 import { TenantFanOut } from './tenant-fan-out';
 import { WebhookRelaySweep } from './webhook-relay.sweep';
 
@@ -47,9 +54,18 @@ export class WorkerModule {
         TenancyModule,
         // Every process holding a registry listens for admin changes.
         RegistryInvalidationModule.forRoot(),
+        // Invoices created by jobs count against the tenant's plan like the API's.
+        PlanLimitsModule,
+        // Jobs' per-tenant caps and write units' timeouts by plan (the HTTP interceptor idles here).
+        CapacityModule,
         InvoicesModule,
         // The worker claims tenant moves too (whichever process claims one runs it).
         MovesRunnerModule,
+        // …and tenant exports, whose archives go through the storage driver FILES_DRIVER names.
+        StorageModule.forRoot(),
+        ExportsRunnerModule,
+        // … and onboardings, the same way.
+        OnboardingRunnerModule,
         JobsModule.forRoot(opts.jobs),
         JobsModule.registerQueue(INVOICE_OVERDUE_QUEUE),
         // Invoices created by jobs emit webhooks too; deliveries go out through the tenant HTTP client.
@@ -59,6 +75,9 @@ export class WorkerModule {
         JobsModule.registerQueue(WEBHOOK_DELIVERY_QUEUE),
         // The outbox relay: its cron (WebhookRelaySweep) fans out one job per tenant to this queue.
         JobsModule.registerQueue(WEBHOOK_RELAY_QUEUE),
+        // Expired idempotency keys: its cron (IdempotencyKeySweep) fans out one sweep per tenant to this queue.
+        IdempotencyModule,
+        JobsModule.registerQueue(IDEMPOTENCY_KEY_SWEEP_QUEUE),
         ...(opts.schedule === false ? [] : [ScheduleModule.forRoot()]),
         ...(opts.extra?.imports ?? []),
       ],
@@ -69,6 +88,8 @@ export class WorkerModule {
         WebhookDeliveryProcessor,
         WebhookRelayProcessor,
         WebhookRelaySweep,
+        IdempotencyKeySweepProcessor,
+        IdempotencyKeySweep,
         ...(opts.extra?.providers ?? []),
       ],
     };
