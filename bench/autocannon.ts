@@ -3,7 +3,9 @@
 export interface AutocannonOptions {
   url: string;
   connections: number;
-  duration: number;
+  /** Seconds to run; or `amount`: this many requests, every one answered before it ends. */
+  duration?: number;
+  amount?: number;
   method?: 'GET' | 'POST';
   headers?: Record<string, string>;
   /** Request body; with `idReplacement`, every `[<id>]` in it becomes a fresh unique id per request. */
@@ -11,6 +13,16 @@ export interface AutocannonOptions {
   idReplacement?: boolean;
   timeout?: number;
   pipelining?: number;
+  /** Requests cycled through; `setupRequest` may rewrite each before it is sent (e.g. pick a random tenant). */
+  requests?: AutocannonRequest[];
+}
+
+export interface AutocannonRequest {
+  method?: 'GET' | 'POST';
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  setupRequest?: (req: { method?: string; path?: string; headers: Record<string, string>; body?: string }) => unknown;
 }
 
 export interface AutocannonHistogram {

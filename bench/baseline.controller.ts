@@ -30,6 +30,7 @@ import { Invoice, ListInvoicesQuery, type InvoiceView } from '#strata/invoices';
 // Not in those libs' public APIs; the bench is outside the lib boundary rules (npm run lint:deps checks apps and libs).
 import { CreateInvoiceDto, toInvoiceView } from '../libs/domain/invoices/invoices.dto';
 import { WebhookEndpoint } from '../libs/domain/webhooks/webhook-endpoint.entity';
+import { reserveUsage } from '../libs/platform/plans/usage.counters';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** libs/domain/invoices' INVOICE_CREATED (not exported from its index). */
@@ -99,6 +100,8 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
       number: i.number,
       amount: i.amount,
       currency: i.currency,
+      status: i.status,
+      dueAt: i.dueAt,
       createdAt: i.createdAt,
     }));
   }
@@ -110,6 +113,7 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
    *   START TRANSACTION                                   (its own round trip, awaited)
    *   INSERT INTO invoices … RETURNING id, created_at      (InvoicesRepository.insert: same create() + insert(), tenant_id explicit)
    *   SELECT endpoint ids subscribed to invoice.created   (WebhookEndpointsRepository.subscribedTo's query, tenant_id explicit)
+   *   INSERT INTO usage_counters … ON CONFLICT DO UPDATE  (PlanLimits' reservation, run last by beforeCommit: reserveUsage; no limit, the bench's plan is enterprise)
    *   COMMIT
    *
    * then the same InvoiceView, and a unique violation mapped to 409 invoice_number_taken.
@@ -142,6 +146,8 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
         if (endpoints.length > 0) {
           throw new Error('bench baseline: the tenant has webhook endpoints; this route does not write their outbox rows, so it would not match POST /invoices');
         }
+        // PlanLimits runs its reservation last, just before COMMIT (no limit: one of the counter's shard rows).
+        await reserveUsage(manager, tenantId, `invoices:${new Date().toISOString().slice(0, 7)}`, 1, null);
         return created;
       });
       return toInvoiceView(invoice);

@@ -45,6 +45,21 @@ export class BenchDatabase {
     });
   }
 
+  /**
+   * A plan of this run (plans are data): enterprise's quotas and flags, at `ratePerSecond` and at most
+   * `maxConcurrentRequests` in flight per tenant (libs/platform/capacity; null: the instance default).
+   */
+  async addPlan(id: string, ratePerSecond: number, maxConcurrentRequests: number | null = null): Promise<void> {
+    await withClient(this.ownerUrl, (c) =>
+      c.query(
+        `INSERT INTO control.plans (id, name, default_tier, rate_limit_per_second, max_projects, max_invoices_per_month, max_storage_bytes, max_webhook_endpoints, features, max_concurrent_requests)
+         SELECT $1, 'Bench (unmetered)', default_tier, $2, max_projects, max_invoices_per_month, max_storage_bytes, max_webhook_endpoints, features, $3
+           FROM control.plans WHERE id = 'enterprise'`,
+        [id, ratePerSecond, maxConcurrentRequests],
+      ),
+    );
+  }
+
   /** The silo databases this run's tenants live in (from the registry). */
   async siloDatabases(): Promise<string[]> {
     return withClient(this.ownerUrl, async (c) =>
@@ -52,6 +67,23 @@ export class BenchDatabase {
         (r) => r.database_name,
       ),
     );
+  }
+
+  /**
+   * ANALYZE the run's database and every silo database. The bench runs with whatever autovacuum
+   * the server has (often off, to keep it quiet), and a tenant table that was never analyzed has no
+   * statistics: the planner then guesses a few dozen rows and answers `ORDER BY created_at DESC
+   * LIMIT 51` with a bitmap scan of every row and a sort, so list reads slowed down run after run
+   * as the write runs added invoices, and each tier by how many rows its table had gathered.
+   */
+  async analyze(): Promise<void> {
+    for (const url of [this.ownerUrl, ...(await this.siloDatabases()).map((name) => this.urlOf(name))]) await withClient(url, (c) => c.query('ANALYZE'));
+  }
+
+  private urlOf(database: string): string {
+    const u = new URL(this.adminUrl);
+    u.pathname = `/${database}`;
+    return u.toString();
   }
 
   drop(): Promise<void> {

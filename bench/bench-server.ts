@@ -21,6 +21,9 @@ export interface BenchServerReady {
   pools: { dataPoolMax: number; siloPoolMax: number; siloMaxConnections: number; registryCacheTtlMs: number };
   /** PLACEMENT_FENCE as this process loaded it. */
   placementFence: boolean;
+  /** RATE_LIMITS_ENABLED as this process loaded it, and whether its buckets sync through Redis. */
+  rateLimitsEnabled: boolean;
+  rateLimitsShared: boolean;
 }
 
 async function main(): Promise<void> {
@@ -64,6 +67,8 @@ async function main(): Promise<void> {
       registryCacheTtlMs: config.registryCacheTtlMs,
     },
     placementFence: config.placementFence,
+    rateLimitsEnabled: config.rateLimitsEnabled,
+    rateLimitsShared: config.rateLimitsEnabled && config.redisUrl !== undefined,
   };
   process.send!(ready);
 }

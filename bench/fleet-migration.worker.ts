@@ -94,7 +94,8 @@ function classify(text: string, migrationSql: Set<string>): string {
   if (/^UPDATE control\.(tenants|pools) SET schema_version/.test(t)) return 'control plane: schema_version update';
   if (/FROM control\./.test(t)) return 'control plane: list targets';
   if (/to_regclass\(/.test(t) || /strata_migrations ORDER BY version/.test(t)) return 'target ledger read (to_regclass + SELECT)';
-  if (/^CREATE OR REPLACE FUNCTION pg_temp\./.test(t)) return 'helper install (pg_temp functions, once per connection)';
+  if (/^CREATE OR REPLACE FUNCTION pg_temp\./.test(t)) return 'helper install (pg_temp functions, in each step that calls them)';
+  if (/^DROP FUNCTION IF EXISTS pg_temp\./.test(t)) return 'helper drop (before the step commits)';
   if (/^CREATE SCHEMA IF NOT EXISTS/.test(t)) return 'create schema + ledger table';
   if (t === 'BEGIN') return 'BEGIN';
   if (/pg_advisory_xact_lock/.test(t)) return 'advisory lock';

@@ -6,10 +6,11 @@
  *     the pool's shared schema;
  *   - pool / bridge / silo: the real tenant routes, full stack (wire tenant, JWT, membership,
  *     tenant unit of work, RLS), each measured with the placement fence on (the app's default) and
- *     off (a second API child started with PLACEMENT_FENCE=false), one child under load at a time.
+ *     off (a second API child started with PLACEMENT_FENCE=false), and with the rate limits on (the
+ *     default) and off (a third child, RATE_LIMITS_ENABLED=false), one child under load at a time.
  * The API runs in forked children; autocannon drives them from this process. See bench/README.md.
  *
- *   npm run bench -- [--duration 2] [--connections 32] [--rounds 6] [--warmup 1] [--fence both] [--quick] [--breakdown]
+ *   npm run bench -- [--duration 2] [--connections 32] [--rounds 6] [--warmup 1] [--fence both] [--limits both] [--quick] [--breakdown]
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -30,6 +31,13 @@ import type { BenchServerReady } from './bench-server';
 const TARGET_RATIO = 0.85;
 /** The fence's budget: every ratio with the fence at most this much below the same run without it. */
 const FENCE_BUDGET = 0.02;
+/** The rate limits' budget (issue 15): every ratio with limits on at most this much below the same run with them off. */
+const LIMITS_BUDGET = 0.02;
+/**
+ * The bench tenants' plan: enterprise's quotas (none) with a rate no run reaches, so the limits are
+ * paid on every request and refuse none (a 429 would fail the bench as any non-2xx does).
+ */
+const BENCH_PLAN = 'bench-unmetered';
 const INVOICES_PER_TENANT = 500;
 const LIST_LIMIT = 50;
 /** A measured run during which other processes used more than this share of the cores is flagged. */
@@ -47,6 +55,8 @@ interface BenchOptions {
   quick: boolean;
   /** Which API children to run the tenant scenarios on: fence on, off, or both side by side. */
   fence: FenceMode;
+  /** The same for the rate limits (RATE_LIMITS_ENABLED). */
+  limits: FenceMode;
   /** Targets to measure (default: all); without `baseline` the ratios are n/a. */
   only: string[] | null;
   /** Operations to measure (default: all three). */
@@ -56,9 +66,22 @@ interface BenchOptions {
 }
 
 type FenceMode = 'on' | 'off' | 'both';
-/** An API child: the app with PLACEMENT_FENCE at its default (on) or set to false (off). */
-type Variant = 'on' | 'off';
-const VARIANTS: Variant[] = ['on', 'off'];
+/**
+ * An API child: `on` the app's defaults (fence and limits on), `off` with PLACEMENT_FENCE=false,
+ * `limits-off` with RATE_LIMITS_ENABLED=false and TENANT_MAX_CONCURRENT_REQUESTS=0 (no per-request
+ * admission at all). Each differs from `on` in that one respect only.
+ */
+type Variant = 'on' | 'off' | 'limits-off';
+const VARIANTS: Variant[] = ['on', 'off', 'limits-off'];
+const VARIANT_LABEL: Record<Variant, string> = { on: 'defaults', off: 'fence off', 'limits-off': 'limits off' };
+
+/** The children a run needs: `--fence off` or `--limits off` alone, else the defaults plus each `both`'s other child. */
+function variantsOf(opts: Pick<BenchOptions, 'fence' | 'limits'>): Variant[] {
+  if (opts.fence === 'off' && opts.limits === 'off') throw new Error('--fence off and --limits off: choose one (each child differs from the defaults in one setting)');
+  if (opts.fence === 'off') return ['off'];
+  if (opts.limits === 'off') return ['limits-off'];
+  return ['on', ...(opts.fence === 'both' ? (['off'] as const) : []), ...(opts.limits === 'both' ? (['limits-off'] as const) : [])];
+}
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -69,6 +92,7 @@ function parseOptions(argv: string[]): BenchOptions {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       fence: { type: 'string' },
+      limits: { type: 'string' },
       quick: { type: 'boolean', default: false },
       breakdown: { type: 'boolean', default: false },
       only: { type: 'string' },
@@ -81,9 +105,11 @@ function parseOptions(argv: string[]): BenchOptions {
   });
   if (values.help) {
     console.log(
-      'usage: npm run bench -- [--duration s] [--connections n] [--rounds n] [--warmup s] [--fence on|off|both] [--quick] [--breakdown]\n' +
+      'usage: npm run bench -- [--duration s] [--connections n] [--rounds n] [--warmup s] [--fence on|off|both] [--limits on|off|both] [--quick] [--breakdown]\n' +
         '  --fence f    both (default): every tier scenario with the placement fence on and off, side by side;\n' +
         '               on / off: only that API child (the pre-fence layout B T1 B T2 B T3 B)\n' +
+        '  --limits l   both (default): every tier scenario with the rate limits on and off, side by side (a third\n' +
+        '               child); on / off: only that setting\n' +
         '  --quick      smoke run: 1 s warm-up, 2 s per run, 1 round (explicit flags still win)\n' +
         '  --breakdown  also measure "pool-noauth": the pool tenant unit of work without the auth guard (reads only)\n' +
         '  --only a,b   measure only these targets (baseline, pool, bridge, silo, pool-noauth; diagnostics)\n' +
@@ -103,10 +129,14 @@ function parseOptions(argv: string[]): BenchOptions {
   };
   const fence = values.fence ?? 'both';
   if (fence !== 'on' && fence !== 'off' && fence !== 'both') throw new Error(`--fence must be on, off or both, got ${JSON.stringify(fence)}`);
+  const limits = values.limits ?? 'both';
+  if (limits !== 'on' && limits !== 'off' && limits !== 'both') throw new Error(`--limits must be on, off or both, got ${JSON.stringify(limits)}`);
+  const compared = variantsOf({ fence, limits }).length > 1;
   const opsRaw = values.op ?? values.read;
   return {
     quick,
     fence,
+    limits,
     breakdown: (values.breakdown ?? false) || /pool-noauth/.test(values.only ?? ''),
     only: values.only ? values.only.split(',').map((x) => x.trim()).filter(Boolean) : null,
     ops: opsRaw ? opsRaw.split(',').map((x) => parseOp(x.trim())) : OPS,
@@ -118,7 +148,7 @@ function parseOptions(argv: string[]): BenchOptions {
     // in half of them) keep the default run near 11 minutes; see bench/README.md.
     duration: num('duration', values.duration, 2, 1),
     connections: num('connections', values.connections, 32, 1),
-    rounds: num('rounds', values.rounds, quick ? 1 : fence === 'both' ? 6 : 8, 1),
+    rounds: num('rounds', values.rounds, quick ? 1 : compared ? 6 : 8, 1),
     warmup: num('warmup', values.warmup, 1, 0),
   };
 }
@@ -156,13 +186,24 @@ async function startServer(db: BenchDatabase, breakdown: boolean, variant: Varia
   // that differs between the two children. Same database, same tenants, same JWT secret.
   delete env.PLACEMENT_FENCE;
   if (variant === 'off') env.PLACEMENT_FENCE = 'false';
+  // Limits on = the app's defaults, with a user rate no run reaches (the tenants' plan is BENCH_PLAN,
+  // whose rate and concurrency budget no run reaches either): every request pays for both buckets and
+  // for a slot of the tenant's concurrency budget, and none is refused or queued. Off = no rate limits
+  // and no concurrency budget, the two per-request admissions of issue 15.
+  delete env.RATE_LIMITS_ENABLED;
+  delete env.TENANT_MAX_CONCURRENT_REQUESTS;
+  env.RATE_LIMIT_USER_PER_SECOND = '1000000';
+  if (variant === 'limits-off') {
+    env.RATE_LIMITS_ENABLED = 'false';
+    env.TENANT_MAX_CONCURRENT_REQUESTS = '0';
+  }
 
   const api = await forkApiChild<BenchServerReady>(join(__dirname, 'bench-server.js'), env, ['ignore', 'inherit', 'inherit', 'ipc'], 'bench server');
   const { child, ready } = api;
 
-  if (ready.placementFence !== (variant === 'on')) {
+  if (ready.placementFence !== (variant !== 'off') || ready.rateLimitsEnabled !== (variant !== 'limits-off')) {
     child.kill('SIGKILL');
-    throw new Error(`the fence-${variant} API child loaded placementFence = ${ready.placementFence}`);
+    throw new Error(`the ${VARIANT_LABEL[variant]} API child loaded placementFence = ${ready.placementFence}, rateLimitsEnabled = ${ready.rateLimitsEnabled}`);
   }
 
   return {
@@ -198,7 +239,9 @@ async function onboard(base: string, adminToken: string, db: BenchDatabase, tier
   const slug = db.slug(`bench-${tier}`);
   const created = await call<{ id: string; status: string }>(base, 'POST', '/admin/tenants', {
     token: adminToken,
-    body: { slug, name: `bench ${tier}`, tier },
+    // Unlimited: a run creates hundreds of thousands of invoices, past any other plan's monthly quota,
+    // at a rate no run reaches.
+    body: { slug, name: `bench ${tier}`, tier, plan: BENCH_PLAN },
   });
   const email = `owner@${slug}.bench.test`;
   const password = 'bench-password-123';
@@ -324,7 +367,7 @@ function scenariosFor(tenants: BenchTenant[], variants: Variant[], breakdown: bo
 }
 
 function scenarioName(s: Scenario): string {
-  return s.target === 'baseline' ? 'baseline' : `${s.target} (fence ${s.variant})`;
+  return s.target === 'baseline' ? 'baseline' : `${s.target} (${VARIANT_LABEL[s.variant]})`;
 }
 
 /**
@@ -358,7 +401,7 @@ async function preflight(servers: Map<Variant, BenchServer>, scenarios: Scenario
       expect: 201,
     });
     const fields = Object.keys(body ?? {}).sort().join(',');
-    if (fields !== 'amount,createdAt,currency,id,number' || (['number', 'amount', 'currency'] as const).some((f) => body[f] !== sent[f])) {
+    if (fields !== 'amount,createdAt,currency,dueAt,id,number,status' || (['number', 'amount', 'currency'] as const).some((f) => body[f] !== sent[f])) {
       throw new Error(`${scenarioName(s)} ${OP_LABEL[s.op]} answered ${JSON.stringify(body).slice(0, 300)} to ${JSON.stringify(sent)}`);
     }
     bodies.set(key(s), body);
@@ -369,7 +412,7 @@ async function preflight(servers: Map<Variant, BenchServer>, scenarios: Scenario
       const tier = bodies.get(key({ op, target: 'pool', variant }));
       if (!isDeepStrictEqual(baseline, tier)) {
         throw new Error(
-          `baseline and pool (fence ${variant}) ${OP_LABEL[op]} answer differently, so they do not do the same work:\n` +
+          `baseline and pool (${VARIANT_LABEL[variant]}) ${OP_LABEL[op]} answer differently, so they do not do the same work:\n` +
             `  baseline: ${JSON.stringify(baseline).slice(0, 400)}\n  pool:     ${JSON.stringify(tier).slice(0, 400)}`,
         );
       }
@@ -433,7 +476,11 @@ function count(tally: Tally, r: AutocannonResult): void {
  */
 function variantOrder(variants: Variant[], round: number, op: Op, target: string): Variant[] {
   if (variants.length < 2) return variants;
-  return (round + OPS.indexOf(op) + TIER_TARGETS.indexOf(target)) % 2 === 0 ? variants : [...variants].reverse();
+  const turn = round + OPS.indexOf(op) + TIER_TARGETS.indexOf(target);
+  if (variants.length === 2) return turn % 2 === 0 ? variants : [...variants].reverse();
+  // Three children: every one takes every position (first, middle, last) as often as the others.
+  const rotated = rotate(variants, turn % variants.length);
+  return Math.floor(turn / variants.length) % 2 === 0 ? rotated : [...rotated].reverse();
 }
 
 async function measure(
@@ -441,6 +488,7 @@ async function measure(
   meters: Map<Variant, CpuMeter>,
   scenarios: Scenario[],
   opts: BenchOptions,
+  afterWrites: () => Promise<void>,
 ): Promise<Tally[]> {
   const tallies = scenarios.map(
     (scenario): Tally => ({ scenario, samples: [], pairs: [], non2xx: 0, errors: 0, timeouts: 0, statuses: {} }),
@@ -457,7 +505,7 @@ async function measure(
   const variants = [...servers.keys()];
   console.error(
     `measuring ${scenarios.length} scenarios × ${opts.rounds} round(s) (${runsPerRound} runs a round: ` +
-      `${variants.length > 1 ? 'B Ton Toff B, fence order alternating' : 'baseline between every tier'}), ` +
+      `${variants.length > 1 ? `B ${variants.map((v) => `T(${VARIANT_LABEL[v]})`).join(' ')} B, order alternating` : 'baseline between every tier'}), ` +
       `${opts.warmup} s warm-up + ${opts.duration} s each ≈ ${Math.ceil((total * 1.08) / 60)} min`,
   );
   const request = (s: Scenario) => ({
@@ -482,12 +530,18 @@ async function measure(
     const meter = meters.get(scenario.variant)!;
     const common = request(scenario);
     if (opts.warmup > 0) count(tally, await runAutocannon({ ...common, duration: opts.warmup }));
+    // A run that ends on a duration drops the requests still in flight: the app (rightly) cancels
+    // their statements and destroys those connections (a cancel may land on the next statement),
+    // so the next run began by reconnecting up to a pool's worth and paying cold backends — up to
+    // 0.3× of a tenant run's req/s and p99s of 300 ms, none of it in the baseline, which has no
+    // cancellation. A short run that ends only when every request is answered refills the pools first.
+    count(tally, await runAutocannon({ ...common, amount: opts.connections * 4 }));
     if (opts.cpuProf) await server.profile('start');
     await meter.start();
     const r = await runAutocannon({ ...common, duration: opts.duration });
     const cpu = await meter.stop(r.requests.total);
     if (opts.cpuProf) {
-      const suffix = scenario.target === 'baseline' ? '' : `-fence-${scenario.variant}`;
+      const suffix = scenario.target === 'baseline' ? '' : `-${scenario.variant}`;
       const file = join(opts.cpuProf, `r${round + 1}-${seq}-${scenario.op}-${scenario.target}${suffix}.cpuprofile`);
       await server.profile('stop', file);
       console.error(`    profile: ${file}`);
@@ -526,6 +580,7 @@ async function measure(
           .filter((t): t is Tally => t !== undefined);
       if (!baseline) {
         for (const target of targetOrder) for (const t of group(target)) await runOnce(t, round, ++seq);
+        if (op === 'write') await afterWrites();
         continue;
       }
       let before = await runOnce(baseline, round, ++seq);
@@ -543,6 +598,8 @@ async function measure(
         }
         before = after;
       }
+      // Fresh statistics for the rows the write runs added (BenchDatabase.analyze says why).
+      if (op === 'write') await afterWrites();
     }
   }
   console.error(`measured ${opts.rounds} round(s) in ${((Date.now() - started) / 60_000).toFixed(1)} min`);
@@ -584,12 +641,13 @@ interface FenceRow {
   noise: number | null;
 }
 
-function fenceRows(tallies: Tally[]): FenceRow[] {
+/** Defaults (`on`) against the child that turns one setting off (`off`: the fence, `limits-off`: the rate limits). */
+function fenceRows(tallies: Tally[], without: Variant = 'off'): FenceRow[] {
   const rows: FenceRow[] = [];
   for (const op of OPS) {
     for (const target of TIER_TARGETS) {
       const on = tallies.find((t) => t.scenario.op === op && t.scenario.target === target && t.scenario.variant === 'on');
-      const off = tallies.find((t) => t.scenario.op === op && t.scenario.target === target && t.scenario.variant === 'off');
+      const off = tallies.find((t) => t.scenario.op === op && t.scenario.target === target && t.scenario.variant === without);
       if (!on?.pairs.length || !off?.pairs.length || on.pairs.length !== off.pairs.length) continue;
       const diffs = on.pairs.map((p, i) => p.rpsRatio - off.pairs[i].rpsRatio);
       rows.push({
@@ -609,11 +667,12 @@ function fenceRows(tallies: Tally[]): FenceRow[] {
 function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, string>): { failed: Tally[]; misses: string[] } {
   const lines: string[] = [];
   const both = opts.fence === 'both';
+  const limitsBoth = opts.limits === 'both' && opts.fence !== 'off';
   lines.push('## Strata HTTP tenancy bench', '');
   for (const [k, v] of Object.entries(meta)) lines.push(`- ${k}: ${v}`);
   lines.push('');
   lines.push(
-    `| operation | scenario | fence | req/s (median) | req/s per run | p50 ms | p99 ms | non-2xx / errors | × baseline per round | × baseline (median) | ≥ ${TARGET_RATIO}× |`,
+    `| operation | scenario | child | req/s (median) | req/s per run | p50 ms | p99 ms | non-2xx / errors | × baseline per round | × baseline (median) | ≥ ${TARGET_RATIO}× |`,
   );
   lines.push('|---|---|:-:|--:|---|--:|--:|--:|---|--:|:-:|');
   const failed: Tally[] = [];
@@ -639,7 +698,7 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
       const meets = isBaseline || op === 'write' ? '—' : !known ? 'n/a' : ratio >= TARGET_RATIO ? 'yes' : '**no**';
       if (!isBaseline && op !== 'write' && known && ratio < TARGET_RATIO) misses.push(`${OP_LABEL[op]} ${scenarioName(t.scenario)} ${ratio.toFixed(2)}×`);
       lines.push(
-        `| ${OP_LABEL[op]} | ${t.scenario.target} | ${isBaseline ? '—' : t.scenario.variant} | ${rps.toFixed(0)} | ${t.samples.map((s) => s.rps.toFixed(0)).join(', ')} | ` +
+        `| ${OP_LABEL[op]} | ${t.scenario.target} | ${isBaseline ? '—' : VARIANT_LABEL[t.scenario.variant]} | ${rps.toFixed(0)} | ${t.samples.map((s) => s.rps.toFixed(0)).join(', ')} | ` +
           `${fmtMs(median(t.samples.map((s) => s.p50)))} | ${fmtMs(median(t.samples.map((s) => s.p99)))} | ` +
           `${t.non2xx} / ${t.errors + t.timeouts} | ${isBaseline ? '—' : t.pairs.map((p) => p.rpsRatio.toFixed(2)).join(', ') || 'n/a'} | ` +
           `${isBaseline ? '1.00' : known ? ratio.toFixed(2) : 'n/a'} | ${meets} |`,
@@ -664,6 +723,23 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
     }
   }
 
+  const limits = limitsBoth ? fenceRows(tallies, 'limits-off') : [];
+  const limitsOver: string[] = [];
+  if (limits.length) {
+    lines.push('');
+    lines.push(`Rate limits: × baseline with the limits (defaults: rate limits and concurrency budget) and without (RATE_LIMITS_ENABLED=false, TENANT_MAX_CONCURRENT_REQUESTS=0), same run, same baselines:`, '');
+    lines.push(`| operation | tier | × baseline, limits on | × baseline, limits off | on − off | on − off per round | ± noise | within ${LIMITS_BUDGET} |`);
+    lines.push('|---|---|--:|--:|--:|---|--:|:-:|');
+    for (const r of limits) {
+      const ok = r.diff >= -LIMITS_BUDGET;
+      if (!ok) limitsOver.push(`${OP_LABEL[r.op]} ${r.target} ${fmtSigned(r.diff)}`);
+      lines.push(
+        `| ${OP_LABEL[r.op]} | ${r.target} | ${r.on.toFixed(2)} | ${r.off.toFixed(2)} | ${fmtSigned(r.diff)} | ${r.diffs.map(fmtSigned).join(', ')} | ` +
+          `${r.noise === null ? 'n/a' : `±${r.noise.toFixed(3)}`} | ${ok ? 'yes' : `**no** (< −${LIMITS_BUDGET})`} |`,
+      );
+    }
+  }
+
   lines.push('');
   lines.push(
     'Where the CPU goes (µs of CPU per completed request, medians over rounds; API process = the child that served the run; ' +
@@ -671,7 +747,7 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
       'backends and the load generator):',
     '',
   );
-  lines.push('| operation | scenario | fence | API process | PostgreSQL | load generator | API CPU: baseline ÷ this | machine busy | of it other processes |');
+  lines.push('| operation | scenario | child | API process | PostgreSQL | load generator | API CPU: baseline ÷ this | machine busy | of it other processes |');
   lines.push('|---|---|:-:|--:|--:|--:|--:|--:|--:|');
   for (const op of OPS) {
     for (const t of ordered(op)) {
@@ -683,7 +759,7 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
       const cpuRatios = t.pairs.map((p) => p.apiCpuRatio).filter((x): x is number => x !== null);
       const cpuRatio = isBaseline ? '1.00' : cpuRatios.length ? median(cpuRatios).toFixed(2) : 'n/a';
       lines.push(
-        `| ${OP_LABEL[op]} | ${t.scenario.target} | ${isBaseline ? '—' : t.scenario.variant} | ${fmtUs(m((c) => c.serverUs))} | ${fmtUs(m((c) => c.postgresUs))} | ` +
+        `| ${OP_LABEL[op]} | ${t.scenario.target} | ${isBaseline ? '—' : VARIANT_LABEL[t.scenario.variant]} | ${fmtUs(m((c) => c.serverUs))} | ${fmtUs(m((c) => c.postgresUs))} | ` +
           `${fmtUs(m((c) => c.benchUs))} | ${cpuRatio} | ${fmtPct(m((c) => c.machineBusyPct))} | ${fmtPct(m((c) => c.otherBusyPct))} |`,
       );
     }
@@ -706,6 +782,14 @@ function report(tallies: Tally[], opts: BenchOptions, meta: Record<string, strin
       over.length
         ? `Fence costs more than ${FENCE_BUDGET}: ${over.join('; ')} (compare with ± noise before concluding).`
         : `Every difference is within ${FENCE_BUDGET}.`,
+    );
+  }
+  if (limits.length) {
+    lines.push(`Limits: on − off as for the fence (the limits-on child is the defaults child, the same runs). Budget: every difference ≥ −${LIMITS_BUDGET}.`);
+    lines.push(
+      limitsOver.length
+        ? `Limits cost more than ${LIMITS_BUDGET}: ${limitsOver.join('; ')} (compare with ± noise before concluding).`
+        : `Every difference is within ${LIMITS_BUDGET}.`,
     );
   }
   const samples = tallies.flatMap((t) => t.samples);
@@ -752,7 +836,8 @@ function describeEnvironment(
   const cpu = cpus();
   const variants = [...servers.keys()];
   const ready = servers.get(variants[0])!.ready;
-  const layout = variants.length > 1 ? 'rounds of B Ton Toff B per tier (fence order alternating)' : 'baseline run between every tier run';
+  const layout =
+    variants.length > 1 ? `rounds of B ${variants.map((v) => `T(${VARIANT_LABEL[v]})`).join(' ')} B per tier (order alternating)` : 'baseline run between every tier run';
   return {
     command: `node dist/bench/http-tenancy.bench.js ${process.argv.slice(2).join(' ')}`.trim(),
     load: `autocannon, ${opts.connections} connections, ${opts.warmup} s warm-up + ${opts.duration} s per run, ${opts.rounds} round(s), ${layout}`,
@@ -761,9 +846,13 @@ function describeEnvironment(
       .map(([k, v]) => `${k}=${v}`)
       .join(', '),
     pools: `DATA_POOL_MAX ${ready.pools.dataPoolMax} (baseline DataSource: same), SILO_POOL_MAX ${ready.pools.siloPoolMax}, registry cache TTL ${ready.pools.registryCacheTtlMs} ms`,
-    fence: variants
-      .map((v) => `${v}: API child pid ${servers.get(v)!.child.pid}${v === 'on' ? ' (PLACEMENT_FENCE default)' : ' (PLACEMENT_FENCE=false)'}`)
-      .join('; ') + `; baselines served by the fence-${variants[0]} child`,
+    children:
+      variants
+        .map((v) => `${VARIANT_LABEL[v]}: API child pid ${servers.get(v)!.child.pid}${v === 'on' ? '' : v === 'off' ? ' (PLACEMENT_FENCE=false)' : ' (RATE_LIMITS_ENABLED=false, TENANT_MAX_CONCURRENT_REQUESTS=0)'}`)
+        .join('; ') + `; baselines served by the ${VARIANT_LABEL[variants[0]]} child`,
+    'rate limits': ready.rateLimitsEnabled
+      ? `on (tenants on plan ${BENCH_PLAN}, rate 1,000,000/s, 1,000 requests in flight; RATE_LIMIT_USER_PER_SECOND 1,000,000), buckets ${ready.rateLimitsShared ? 'synced through Redis (REDIS_URL)' : 'local only (no REDIS_URL)'}`
+      : 'off',
     data:
       `3 tenants (pool, bridge, silo), 1 project + ${INVOICES_PER_TENANT} invoices each, created through the API; ` +
       'every write run adds invoices (unique numbers from autocannon ids), the baseline\'s to the pool tenant',
@@ -776,14 +865,14 @@ function describeEnvironment(
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
-  const variants: Variant[] = opts.fence === 'both' ? VARIANTS : [opts.fence];
+  const variants = variantsOf(opts);
   const db = new BenchDatabase();
   const servers = new Map<Variant, BenchServer>();
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
       await Promise.all(
-        [...servers.values()].map((s) => s.stop().catch((err) => console.error(`stopping the fence-${s.variant} bench server failed:`, err))),
+        [...servers.values()].map((s) => s.stop().catch((err) => console.error(`stopping the ${VARIANT_LABEL[s.variant]} bench server failed:`, err))),
       );
       await db.drop().then(
         () => console.error(`dropped ${db.name}, its silo databases and role ${db.appRole}`),
@@ -802,14 +891,19 @@ async function main(): Promise<number> {
     await db.create();
     const pgVersion = await db.serverVersion();
     const pgSettings = await db.settings(['synchronous_commit', 'fsync', 'max_connections', 'shared_buffers', 'autovacuum']);
+    // A rate and a concurrency budget no run reaches: every request pays for both buckets and for
+    // taking and giving back a slot, and none is refused or queued, so limits on − off is their cost.
+    // (At the default of 8 in flight, 32 connections on one tenant queue 24 requests: that measures
+    // the budget doing its job, a throttle, not what it costs.)
+    await db.addPlan(BENCH_PLAN, 1_000_000, 1000);
     // One after the other: two Nest apps booting at once would only slow each other down.
     for (const variant of variants) {
       const server = await startServer(db, opts.breakdown, variant);
       servers.set(variant, server);
-      console.error(`API child (fence ${variant}) pid ${server.child.pid} on ${server.base}`);
+      console.error(`API child (${VARIANT_LABEL[variant]}) pid ${server.child.pid} on ${server.base}`);
     }
     const primary = servers.get(variants[0])!;
-    console.error(`onboarding pool, bridge and silo tenants through the fence-${primary.variant} child`);
+    console.error(`onboarding pool, bridge and silo tenants through the ${VARIANT_LABEL[primary.variant]} child`);
     const tenants: BenchTenant[] = [];
     for (const tier of ['pool', 'bridge', 'silo'] as const) tenants.push(await onboard(primary.base, primary.ready.adminToken, db, tier));
     const all = scenariosFor(tenants, variants, opts.breakdown);
@@ -821,7 +915,8 @@ async function main(): Promise<number> {
     const databases = [db.name, ...(await db.siloDatabases())];
     const meters = new Map<Variant, CpuMeter>();
     for (const [variant, server] of servers) meters.set(variant, await CpuMeter.open(db.adminUrl, server.child.pid, databases));
-    const tallies = await measure(servers, meters, scenarios, opts).finally(() => Promise.all([...meters.values()].map((m) => m.close())));
+    await db.analyze();
+    const tallies = await measure(servers, meters, scenarios, opts, () => db.analyze()).finally(() => Promise.all([...meters.values()].map((m) => m.close())));
     const { failed } = report(tallies, opts, describeEnvironment(opts, servers, pgVersion, pgSettings));
     if (failed.length) {
       console.error('\n!! BENCH FAILED: requests did not all succeed, so the numbers above are not valid:');

@@ -12,17 +12,21 @@
  * not finish; missing a time target is printed (✗), not fatal.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import type { Tier } from '#strata/control-plane';
-import { BenchDatabase, withClient } from './bench-database';
+import { withClient, type BenchDatabase } from './bench-database';
+import { runBench } from './bench-run';
 import { CpuMeter, machineTicks, procTicks, tickUs, type CpuUsagePerRequest } from './cpu-meter';
 import type { MoveServerReady } from './move-server';
 import { clock, latency, ok, OpenLoop, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
 import { call, forkApiChild, type ApiChild } from './api-child';
+
+/** The moving and the other tenants' plan: enterprise's quotas (none) at a rate and a concurrency no run reaches. */
+const BENCH_PLAN = 'bench-unmetered';
 
 const TARGET_PAUSE_MS = 50;
 const TARGET_TOTAL_MS = 10_000;
@@ -150,6 +154,9 @@ async function startServer(db: BenchDatabase, logFd: number): Promise<Server> {
     // keeps it a day), so three moves in a row do not pile up homes, and the drop is waited for
     // before the next direction's "before" window.
     MOVE_SOURCE_RETENTION_SECONDS: '0',
+    // The writer is one user at 300 writes/s: a per-user rate limit (default 20/s) would refuse most
+    // of it. What is measured is the move, so no limit is reached (the tenants' plan is BENCH_PLAN).
+    RATE_LIMIT_USER_PER_SECOND: '1000000',
   };
   // Everything else at the app's defaults: inherited tuning is removed.
   for (const k of [
@@ -187,7 +194,7 @@ interface BenchTenant {
 
 async function onboard(base: string, adminToken: string, db: BenchDatabase, name: string, tier: Tier): Promise<BenchTenant> {
   const slug = db.slug(name);
-  const created = await call<{ id: string }>(base, 'POST', '/admin/tenants', { token: adminToken, body: { slug, name: `bench ${name}`, tier } });
+  const created = await call<{ id: string }>(base, 'POST', '/admin/tenants', { token: adminToken, body: { slug, name: `bench ${name}`, tier, plan: BENCH_PLAN } }); // no quota, rate or concurrency limit in the way of the writers
   const email = `owner@${slug}.bench.test`;
   const password = 'bench-password-123';
   await call(base, 'POST', `/admin/tenants/${created.id}/users`, { token: adminToken, body: { email, password, role: 'owner' } });
@@ -866,53 +873,24 @@ function describeEnvironment(opts: Options, server: Server, pgVersion: string, p
 // ---------------------------------------------------------------------------------------------
 // main
 
-async function main(): Promise<number> {
-  const opts = parseOptions(process.argv.slice(2));
-  const db = new BenchDatabase();
-  const logPath = join(tmpdir(), `strata-bench-move-${db.runId}.log`);
-  const logFd = openSync(logPath, 'w');
-  let server: Server | undefined;
-  const loops: OpenLoop<any>[] = [];
-  const closers: Array<() => Promise<void>> = [];
-  let keepLog = opts.keepLog;
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      await Promise.all(loops.map((l) => l.stop().catch(() => undefined)));
-      await Promise.all(closers.map((c) => c().catch(() => undefined)));
-      await server?.stop().catch((err) => console.error('stopping the API child failed:', err));
-      try {
-        closeSync(logFd);
-      } catch {
-        // already closed
-      }
-      await db.drop().then(
-        () => log(`dropped ${db.name}, its silo databases and role ${db.appRole}`),
-        (err) => console.error(`!! could not drop ${db.name} / ${db.appRole}; drop them by hand:`, err),
-      );
-      if (!keepLog) rmSync(logPath, { force: true });
-      else log(`API child log kept: ${logPath}`);
-    })());
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      console.error(`\n${signal}: cleaning up`);
-      keepLog = true;
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
-
-  try {
-    log(`creating ${db.name} (role ${db.appRole})`);
-    await db.create();
+const options = parseOptions(process.argv.slice(2));
+void runBench(
+  'move',
+  async ({ db, logFd, logPath, onCleanup, keepLog }) => {
+    const opts = options;
     const pgVersion = await db.serverVersion();
     const pgSettings = await db.settings(['synchronous_commit', 'fsync', 'max_connections', 'shared_buffers']);
-    server = await startServer(db, logFd);
-    const s = server;
+    const s = await startServer(db, logFd);
+    onCleanup(() => s.stop().catch((err) => console.error('stopping the API child failed:', err)));
+    const loops: OpenLoop<any>[] = [];
+    onCleanup(() => Promise.all(loops.map((l) => l.stop().catch(() => undefined))));
     log(`API child pid ${s.child.pid} on ${s.base} (log ${logPath})`);
     if (!s.ready.settings.placementFence || !s.ready.settings.movesExecutor || s.ready.settings.moveSourceRetentionMs !== 0) {
       throw new Error(`the API child loaded unexpected settings: ${JSON.stringify(s.ready.settings)}`);
     }
 
+    // Enterprise's quotas (none) at a rate and a concurrency no run reaches.
+    await db.addPlan(BENCH_PLAN, 1_000_000, 1000);
     const admin = s.ready.adminToken;
     const mover = await onboard(s.base, admin, db, 'move', 'pool');
     const otherPool = await onboard(s.base, admin, db, 'other-pool', 'pool');
@@ -965,10 +943,10 @@ async function main(): Promise<number> {
     const results: DirectionResult[] = [];
     // The homes the moving tenant passes through: the bench database (pool, bridge) and its silo database.
     const meter = await CpuMeter.open(db.adminUrl, s.child.pid, [db.name, `strata_t_${mover.slug.replace(/-/g, '_')}`]);
-    closers.push(() => meter.close());
+    onCleanup(() => meter.close());
     const sampler = new Client({ connectionString: db.adminUrl, application_name: 'strata-bench-move-cpu' });
     await sampler.connect();
-    closers.push(() => sampler.end());
+    onCleanup(() => sampler.end());
     for (const [from, to] of DIRECTIONS) {
       const r = await runMove(s, db, mover, from, to, opts, writer, meter, sampler);
       results.push(r);
@@ -1000,24 +978,12 @@ async function main(): Promise<number> {
     const lostOrDoubled = results.some((r) => r.check.lost.length || r.check.doubled.length) || finalCheck.lost.length + finalCheck.doubled.length > 0;
     const unfinished = results.length < DIRECTIONS.length || results.some((r) => r.view.phase !== 'done');
     if (lostOrDoubled || unfinished) {
-      keepLog = true;
+      keepLog();
       if (lostOrDoubled) console.error('\n!! BENCH FAILED: acknowledged writes are missing from or doubled in the tenant\'s home (see above)');
       if (unfinished) console.error('\n!! BENCH FAILED: a move did not finish (see above)');
       return 1;
     }
     return 0;
-  } catch (err) {
-    keepLog = true;
-    throw err;
-  } finally {
-    await cleanup();
-  }
-}
-
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    console.error('\n!! BENCH FAILED:', err);
-    process.exit(1);
   },
+  { keepLog: options.keepLog },
 );
