@@ -73,7 +73,7 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
     const gone = await t.onboard('gone', 'pool');
     await query(t.db.ownerUrl, `UPDATE control.tenants SET status = 'deleted' WHERE id = $1`, [gone.id]);
 
-    const seeded = { host: '127.0.0.1', port: 5432, database: t.db.name, maxConnections: 10, isDefault: true };
+    const seeded = { host: '127.0.0.1', port: 5432, database: t.db.name, directHost: '127.0.0.1', directPort: 5432, maxConnections: 10, isDefault: true };
     expect(await listPools()).toEqual([
       { id: 'main-bridge', kind: 'bridge', ...seeded, tenantCount: 0 },
       { id: 'main-pool', kind: 'pool', ...seeded, tenantCount: 1 },
@@ -94,11 +94,19 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
       host: '127.0.0.1',
       port: extra.port,
       database: 'strata_pool',
+      // No pooler in front of it: session work goes to the same address.
+      directHost: '127.0.0.1',
+      directPort: extra.port,
       maxConnections: 5,
       isDefault: false,
       tenantCount: 0,
     });
     expect(await poolRow('extra-pool')).toEqual({ schema_version: latestVersion('tenant'), is_default: false });
+    const audited = await t.http().get('/admin/audit').query({ action: 'pool.registered' }).set(admin()).expect(200);
+    expect(audited.body.items.map((e: { actor: unknown; details: { poolId: string } }) => [e.actor, e.details.poolId])).toContainEqual([
+      { type: 'operator', id: 'test-operator' },
+      'extra-pool',
+    ]);
 
     // On the new server, as its owner: shared.projects with RLS enabled and forced, at this release's version.
     const rls = await query<{ rls: boolean; forced: boolean }>(
@@ -128,7 +136,7 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
       .post('/admin/pools')
       .set(admin())
       .send({ id: 'extra-silo', kind: 'silo', host: '127.0.0.1', port: extra.port, database: 'postgres' })
-      .expect(201, { id: 'extra-silo', kind: 'silo', host: '127.0.0.1', port: extra.port, database: 'postgres', maxConnections: 10, isDefault: false, tenantCount: 0 });
+      .expect(201, { id: 'extra-silo', kind: 'silo', host: '127.0.0.1', port: extra.port, database: 'postgres', directHost: '127.0.0.1', directPort: extra.port, maxConnections: 10, isDefault: false, tenantCount: 0 });
 
     const tenant = await onboardOn('extra-silo', 'silo', 'xsilo');
     await projectRoundTrip(tenant, 'in a silo on the extra server');
@@ -169,6 +177,20 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
     expect(res.body).toEqual({ statusCode: 400, error: 'pool_unreachable', message: expect.stringMatching(/ECONNREFUSED/) });
     expect((await listPools()).map((p) => p.id)).not.toContain('dead-pool');
     expect(await poolRow('dead-pool')).toBeUndefined();
+  });
+
+  it('answers 400 pool_unreachable when the direct address answers but the pooled one (where units of work connect) does not, and drops the database it created', async () => {
+    const port = await freePort();
+    const res = await t
+      .http()
+      .post('/admin/pools')
+      .set(admin())
+      .send({ id: 'no-pooler', kind: 'pool', host: '127.0.0.1', port, directHost: '127.0.0.1', directPort: extra.port, database: 'strata_no_pooler' })
+      .expect(400);
+    expect(res.body).toEqual({ statusCode: 400, error: 'pool_unreachable', message: expect.stringMatching(/app role .* cannot log in: .*ECONNREFUSED/) });
+    expect(res.body.message).toContain(`(direct 127.0.0.1:${extra.port})`);
+    expect(await poolRow('no-pooler')).toBeUndefined();
+    expect(await query(extra.url(), `SELECT 1 FROM pg_database WHERE datname = 'strata_no_pooler'`)).toEqual([]);
   });
 
   it('answers 400 pool_unreachable when the server refuses the owner (pg_hba) and creates nothing there', async () => {
@@ -216,9 +238,12 @@ describe('platform admin: pools (GET/POST /admin/pools)', () => {
     ['maxConnections 1001', { ...valid, maxConnections: 1001 }],
     ['no database', { id: 'ok-pool', kind: 'pool', host: '127.0.0.1', port: 5432 }],
     ['an unknown field (isDefault)', { ...valid, isDefault: true }],
+    ['an empty directHost', { ...valid, directHost: '' }],
+    ['directPort 0', { ...valid, directPort: 0 }],
+    ['a directPort given as a string', { ...valid, directPort: '5432' }],
   ])('rejects a pool with %s with 400 validation_failed and registers nothing', async (_case, body) => {
     const res = await t.http().post('/admin/pools').set(admin()).send(body).expect(400);
-    expect(res.body).toEqual({ statusCode: 400, error: 'validation_failed', message: expect.any(String) });
+    expect(res.body).toEqual({ statusCode: 400, error: 'validation_failed', message: expect.any(String), details: [expect.objectContaining({ field: expect.any(String) })] });
     expect(await poolRow('ok-pool')).toBeUndefined();
   });
 

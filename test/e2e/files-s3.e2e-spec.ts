@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Response } from 'supertest';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
+import { waitFor } from '../support/tenancy-fixture';
+import { scanTenantStores } from '../support/tenant-store-scanner';
 
 // s3rver ships no types; this is the part of it used here.
 interface S3rverInstance {
@@ -95,6 +97,20 @@ describe('files over HTTP (S3 driver against s3rver)', () => {
     expect(content.headers['x-content-type-options']).toBe('nosniff');
   });
 
+  it('serves a Range of the content from the bucket (GetObject with Range) as 206, and If-None-Match as 304', async () => {
+    const created = await t.http().post('/files').set(as(b)).attach('file', Buffer.from('0123456789'), { filename: 'r.txt', contentType: 'text/plain' }).expect(201);
+    const path = `/files/${created.body.id}/content`;
+    const part = await t.http().get(path).set(as(b)).set('range', 'bytes=2-5').buffer(true).parse(binary).expect(206);
+    expect(part.body.toString()).toBe('2345');
+    expect(part.headers['content-range']).toBe('bytes 2-5/10');
+    expect(part.headers['content-length']).toBe('4');
+    const tail = await t.http().get(path).set(as(b)).set('range', 'bytes=-3').buffer(true).parse(binary).expect(206);
+    expect(tail.body.toString()).toBe('789');
+    const past = await t.http().get(path).set(as(b)).set('range', 'bytes=10-');
+    expect([past.status, past.headers['content-range'], past.body.error]).toEqual([416, 'bytes */10', 'range_not_satisfiable']);
+    await t.http().get(path).set(as(b)).set('if-none-match', part.headers.etag).expect(304);
+  });
+
   it("answers 404 to another tenant's id on the S3 driver too, and leaves its object alone", async () => {
     const created = await t.http().post('/files').set(as(a)).attach('file', Buffer.from('mine'), { filename: 'mine.txt', contentType: 'text/plain' }).expect(201);
     const id = created.body.id;
@@ -119,5 +135,25 @@ describe('files over HTTP (S3 driver against s3rver)', () => {
     await t.http().delete(`/files/${created.body.id}`).set(as(a)).expect(204);
     expect(await bucketKeys()).not.toContain(key);
     await t.http().get(`/files/${created.body.id}/url`).set(as(a)).expect(404);
+  });
+
+  it("removes every object of a deleted tenant from the bucket (offboarding), and no other tenant's", async () => {
+    const doomed = await t.onboard('files-s3-doomed', 'bridge');
+    for (const name of ['one.txt', 'two.txt', 'three.txt']) {
+      await t.http().post('/files').set(as(doomed)).attach('file', Buffer.from(name), { filename: name, contentType: 'text/plain' }).expect(201);
+    }
+    const othersBefore = (await bucketKeys()).filter((k) => !k.startsWith(`${doomed.id}/`));
+    const store = { s3, bucket: BUCKET };
+    expect(await scanTenantStores(t, { id: doomed.id, slug: doomed.slug }, store)).toEqual(expect.arrayContaining([expect.stringMatching(/^s3 object /)]));
+    await t.http().delete(`/admin/tenants/${doomed.id}`).set('authorization', `Bearer ${t.adminToken}`).expect(202);
+    const report = await waitFor(
+      async () => (await t.http().get(`/admin/tenants/${doomed.id}/deletion-report`).set('authorization', `Bearer ${t.adminToken}`)).body,
+      (r) => r.status === 'deleted',
+      30_000,
+      100,
+    );
+    expect(report.stores.find((e: { step: string }) => e.step === 'files')).toMatchObject({ store: 'object storage (s3)', removed: { objects: 3 } });
+    expect(await scanTenantStores(t, { id: doomed.id, slug: doomed.slug }, store)).toEqual([]);
+    expect((await bucketKeys()).filter((k) => !k.startsWith(`${doomed.id}/`))).toEqual(othersBefore);
   });
 });

@@ -87,8 +87,9 @@ describe('files over HTTP (local driver)', () => {
     expect(content.headers['content-disposition']).toBe('attachment; filename=hello.txt');
     expect(content.headers['x-content-type-options']).toBe('nosniff');
 
-    const url = await t.http().get(`/files/${id}/url`).set(as(me)).expect(501);
-    expect(url.body).toEqual({ statusCode: 501, error: 'presigned_urls_unsupported', message: expect.stringContaining(`GET /files/${id}/content`) });
+    // The local driver's own signed URL (files-download.e2e-spec.ts covers it in depth).
+    const url = await t.http().get(`/files/${id}/url`).set(as(me)).expect(200);
+    expect(url.body).toEqual({ url: expect.stringMatching(/\/files\/signed\?token=[\w-]+\.[\w-]+\.[\w-]+$/), expiresAt: expect.any(String) });
 
     await t.http().delete(`/files/${id}`).set(as(me)).expect(204);
     expect((await t.http().get(`/files/${id}`).set(as(me)).expect(404)).body.error).toBe('file_not_found');

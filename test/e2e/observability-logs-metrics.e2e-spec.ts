@@ -1,3 +1,4 @@
+import { RequireRole } from '#strata/auth';
 import { Controller, Get, Param } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { PinoLogger } from 'nestjs-pino';
@@ -8,6 +9,7 @@ type Line = Record<string, any>;
 
 /** A tenant route that logs mid-request after an await, and one that fails with a 500. */
 @Controller('obs-probe')
+@RequireRole('member')
 class ProbeController {
   constructor(private readonly log: PinoLogger) {}
 

@@ -1,3 +1,4 @@
+import { RequireRole } from '#strata/auth';
 import { randomBytes } from 'node:crypto';
 import { Controller, Param, Post } from '@nestjs/common';
 import { JobsModule, QueueDepthPublisher, TenantJobProducer } from '#strata/jobs';
@@ -13,6 +14,7 @@ const IDLE = `depth-idle-${suffix}`;
 
 /** Enqueues `n` jobs for the calling tenant; no worker runs, so they stay queued. */
 @Controller('depth-probe')
+@RequireRole('member')
 class EnqueueController {
   constructor(private readonly producer: TenantJobProducer) {}
 

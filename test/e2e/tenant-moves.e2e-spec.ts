@@ -144,6 +144,18 @@ describe('online tenant moves (one API instance with its executor)', () => {
       );
       expect(tenantsThere).toEqual([{ tenant_id: moved.tenant.id }]);
     });
+
+    it("analyzed the new home's tables before serving from it, so its reads are planned from real row counts", async () => {
+      const home = await homeAt(t, 'silo', 'main-silo', moved.tenant.slug);
+      const analyzed = await queryHome<{ relname: string }>(
+        t,
+        home,
+        moved.tenant.id,
+        `SELECT relname FROM pg_stat_user_tables WHERE schemaname = $1 AND last_analyze IS NOT NULL ORDER BY relname`,
+        [home.schema],
+      );
+      expect(analyzed.map((r) => r.relname)).toEqual(expect.arrayContaining(['invoices', 'projects', 'tasks']));
+    });
   });
 
   describe('the move API refuses what it cannot do', () => {

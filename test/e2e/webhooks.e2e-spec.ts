@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 import { as, probeForeignIds } from '../support/cross-tenant';
 import { WEBHOOK_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
+import { WEBHOOK_EVENT_TYPES } from '#strata/webhooks';
 
-const ENDPOINT_KEYS = ['createdAt', 'events', 'id', 'url'];
+const ENDPOINT_KEYS = ['createdAt', 'enabled', 'events', 'id', 'url'];
 
 describe('webhook endpoints over HTTP', () => {
   let t: TestApp;
@@ -20,7 +21,9 @@ describe('webhook endpoints over HTTP', () => {
     expect(created.body).toEqual({
       id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       url: 'https://hooks.example.com/strata?token=abc',
-      events: ['invoice.created'],
+      // Every event type by default.
+      events: [...WEBHOOK_EVENT_TYPES],
+      enabled: true,
       // Standard Webhooks: whsec_ + 32 random bytes in standard base64.
       secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]{43}=$/),
       createdAt: expect.any(String),
@@ -51,12 +54,14 @@ describe('webhook endpoints over HTTP', () => {
     await t.http().get('/webhooks?cursor=%%%garbage').set(as(owner)).expect(400);
   });
 
-  it('lists an endpoint\'s deliveries (none yet) and deletes it: 204, then 404 everywhere', async () => {
+  it('lists an endpoint\'s deliveries (none yet) and deletes it: 204, then 404 everywhere but its delivery log', async () => {
     const { body } = await t.http().post('/webhooks').set(as(owner)).send({ url: 'https://delete-me.example.com/', events: ['invoice.created'] }).expect(201);
     const deliveries = await t.http().get(`/webhooks/${body.id}/deliveries`).set(as(owner)).expect(200);
     expect(deliveries.body).toEqual({ items: [], nextCursor: null });
     await t.http().delete(`/webhooks/${body.id}`).set(as(owner)).expect(204);
-    for (const [method, path] of [['get', `/webhooks/${body.id}`], ['delete', `/webhooks/${body.id}`], ['get', `/webhooks/${body.id}/deliveries`]] as const) {
+    // The log of a deleted endpoint stays readable for WEBHOOK_DELIVERY_RETENTION_MS.
+    expect((await t.http().get(`/webhooks/${body.id}/deliveries`).set(as(owner)).expect(200)).body).toEqual({ items: [], nextCursor: null });
+    for (const [method, path] of [['get', `/webhooks/${body.id}`], ['delete', `/webhooks/${body.id}`], ['patch', `/webhooks/${body.id}`], ['post', `/webhooks/${body.id}/ping`]] as const) {
       const res = await t.http()[method](path).set(as(owner));
       expect({ path, status: res.status, body: res.body }).toEqual({
         path,
@@ -142,13 +147,15 @@ describe('webhook endpoints: cross-tenant isolation on every tier pair', () => {
       }
     }
     expect(pairs.size).toBe(9);
-    expect(checked).toBe(30 * 3);
+    expect(checked).toBe(30 * WEBHOOK_FOREIGN_ROUTES.length);
     expect(failures).toEqual([]);
   }, 120_000);
 
-  it('left every victim endpoint in place, and each tenant lists exactly its own', async () => {
+  it('left every victim endpoint in place and enabled, with no ping in its log, and each tenant lists exactly its own', async () => {
     for (const o of owned) {
-      await t.http().get(`/webhooks/${o.endpointId}`).set(as(o.tenant)).expect(200);
+      const own = await t.http().get(`/webhooks/${o.endpointId}`).set(as(o.tenant)).expect(200);
+      expect(own.body.enabled).toBe(true);
+      expect((await t.http().get(`/webhooks/${o.endpointId}/deliveries`).set(as(o.tenant)).expect(200)).body.items).toEqual([]);
       const list = await t.http().get('/webhooks').set(as(o.tenant)).expect(200);
       expect(list.body.items.map((e: { id: string }) => e.id)).toEqual([o.endpointId]);
     }

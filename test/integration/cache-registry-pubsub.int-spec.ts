@@ -105,7 +105,7 @@ describe('TenantRegistry invalidation over Redis pub/sub', () => {
     const email = `someone@${home.slug}.test`;
     const user = await one.admin.addUser(home.id, { email, password: 'correct-horse-battery', role: 'owner' });
     for (const i of [two, stale]) expect(await i.registry.membershipRole(user.id, other.id)).toBeNull();
-    await one.admin.addUser(other.id, { email, password: 'correct-horse-battery', role: 'member' });
+    await one.admin.addUser(other.id, { email, role: 'member' });
     expect(await seenWithin(() => two.registry.membershipRole(user.id, other.id), (r) => r === 'member')).toBeLessThan(WITHIN_MS);
     expect(await stale.registry.membershipRole(user.id, other.id)).toBeNull();
   });
@@ -129,6 +129,38 @@ describe('TenantRegistry invalidation over Redis pub/sub', () => {
       await raw.quit();
     }
     expect(await seenWithin(() => two.registry.findById(t.id), (r) => r?.status === 'suspended')).toBeLessThan(WITHIN_MS);
+  });
+
+  it('an instance whose subscriber connection drops forgets what it cached and caches for the fallback TTL only until it is back', async () => {
+    const t = await one.admin.create({ slug: uniqueSlug('pubsub-drop'), name: 'drop inc', tier: 'pool' });
+    expect((await two.registry.findById(t.id))?.status).toBe('active');
+    expect(two.registry.currentTtlMs).toBe(60_000);
+    // Changed behind the registry's back: no message will ever say so.
+    const { Client } = await import('pg');
+    const owner = new Client({ connectionString: db.ownerUrl });
+    await owner.connect();
+    try {
+      await owner.query(`UPDATE control.tenants SET status = 'suspended' WHERE id = $1`, [t.id]);
+    } finally {
+      await owner.end();
+    }
+    // Only instance 2's own subscriber connection is killed (by its id), never another client of the shared Redis.
+    const invalidation = two.module.get(TenantRegistryInvalidation);
+    const sub = (invalidation as unknown as { subscriber: Redis }).subscriber;
+    const port = (sub as unknown as { stream: { localPort: number } }).stream.localPort;
+    const raw = new Redis(config.redisUrl!, { connectionName: 'strata-test-killer' });
+    try {
+      const list = (await raw.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
+      const line = list.split('\n').find((l) => new RegExp(`addr=[^ ]+:${port} `).test(l));
+      expect(line).toBeDefined();
+      await raw.call('CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line!)![1]);
+    } finally {
+      await raw.quit();
+    }
+    expect(await waitFor(() => two.registry.currentTtlMs, (ms) => ms === 5000, 3000, 5)).toBe(5000);
+    expect((await two.registry.findById(t.id))?.status).toBe('suspended');
+    // ioredis reconnects and resubscribes: the long TTL is safe again.
+    expect(await waitFor(() => two.registry.currentTtlMs, (ms) => ms === 60_000, 10_000, 20)).toBe(60_000);
   });
 
   describe('without REDIS_URL', () => {

@@ -40,11 +40,15 @@ describe('jobs queued before a move', () => {
   it('run against the tenant\'s new home after the cutover, and nothing lands in the old one', async () => {
     const t = await fx.onboard('pool', 'job-mover');
     const ctx = worker.module.get(TenantContext);
-    // Enqueued while the tenant is on pool, to run after the move has finished.
-    const job = await ctx.run({ tenant: t.placement }, () => worker.module.get(TenantJobProducer).add(QUEUE, 'write', { number: 'AFTER-MOVE-1' }, { delay: 1500 }));
+    // Enqueued while the tenant is on pool, held back (delayed) until the move has finished, then
+    // released: a fixed short delay raced the move on a busy machine (the job ran before the
+    // cutover, legitimately on pool, and its row stayed in the retained source).
+    const job = await ctx.run({ tenant: t.placement }, () => worker.module.get(TenantJobProducer).add(QUEUE, 'write', { number: 'AFTER-MOVE-1' }, { delay: 600_000 }));
     const move = await worker.module.get(MovesService).request(t.id, { toTier: 'silo' }, 'test');
     await worker.module.get(MoveExecutor).drain();
     expect((await worker.module.get(MovesService).get(move.id)).phase).toBe('done');
+    expect(await job.getState()).toBe('delayed');
+    await job.promote();
 
     const finished = await waitFor(() => job.getState(), (s) => s === 'completed' || s === 'failed', 10_000, 100);
     expect(finished).toBe('completed');

@@ -9,7 +9,7 @@ import { startTestWorker, type TestWorker } from '../support/worker-fixture';
 
 jest.setTimeout(60_000);
 
-describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', () => {
+describe('jobs: cron fan-out (invoice overdue sweep: open invoices past dueAt) on real Redis + Postgres', () => {
   let fx: TenancyFixture;
   let worker: TestWorker;
   let mod: TestingModule;
@@ -19,13 +19,17 @@ describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', 
 
   beforeAll(async () => {
     fx = await createTenancyFixture();
-    // One active tenant per tier with a different number of old invoices each, plus recent ones.
+    // One active tenant per tier with a different number of overdue invoices each (open, due in the
+    // past), plus ones that are not: due later, no due date, paid or void past their due date.
     for (const [tier, old] of [['pool', 1], ['bridge', 2], ['silo', 3], ['pool', 0]] as const) {
       const t = await fx.onboard(tier, `sweep-${tier}`);
       await fx.ownerQuery(
-        `INSERT INTO ${t.table('invoices')} (tenant_id, number, amount, currency, created_at)
-         SELECT $1::uuid, 'old-' || g, 100, 'EUR', now() - interval '40 days' FROM generate_series(1, $2::int) g
-         UNION ALL SELECT $1::uuid, 'new-1', 100, 'EUR', now()`,
+        `INSERT INTO ${t.table('invoices')} (tenant_id, number, amount, currency, status, due_at)
+         SELECT $1::uuid, 'old-' || g, 100, 'EUR', 'open', now() - interval '1 day' FROM generate_series(1, $2::int) g
+         UNION ALL SELECT $1::uuid, 'later', 100, 'EUR', 'open', now() + interval '10 days'
+         UNION ALL SELECT $1::uuid, 'undated', 100, 'EUR', 'open', NULL
+         UNION ALL SELECT $1::uuid, 'paid', 100, 'EUR', 'paid', now() - interval '1 day'
+         UNION ALL SELECT $1::uuid, 'void', 100, 'EUR', 'void', now() - interval '1 day'`,
         [t.id, old],
         t.database,
       );
@@ -48,7 +52,7 @@ describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', 
   });
 
   it('fans out one job per active tenant, skips the suspended one, and counts in each tenant\'s own context', async () => {
-    const report = await mod.get(InvoiceOverdueSweep).run(new Date(), 30);
+    const report = await mod.get(InvoiceOverdueSweep).run(new Date());
     expect(report.requestId).toMatch(/^sweep-/);
     expect(report.enqueued.sort()).toEqual(active.map((a) => a.t.id).sort());
     expect(report.skipped).toEqual([{ id: suspended.id, status: 'suspended' }]);
@@ -73,7 +77,7 @@ describe('jobs: cron fan-out (invoice overdue sweep) on real Redis + Postgres', 
 
   it('runs each scheduled slot once even when every worker instance fires the cron', async () => {
     const sweep = mod.get(InvoiceOverdueSweep);
-    const run = jest.spyOn(sweep, 'run').mockResolvedValue({ requestId: 'x', asOf: '', enqueued: [], skipped: [] });
+    const run = jest.spyOn(sweep, 'run').mockResolvedValue({ requestId: 'x', asOf: '', enqueued: [], skipped: [], failed: [] });
     const at = new Date('2031-01-01T03:00:00Z');
     const [first, second] = await Promise.all([sweep.onSchedule(at), sweep.onSchedule(at)]);
     expect([first, second].filter((r) => r !== null)).toHaveLength(1);

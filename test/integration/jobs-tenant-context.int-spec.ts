@@ -143,14 +143,15 @@ describe('jobs: tenant context across the worker boundary (real Redis + Postgres
     expect((await allJobInvoices()).filter((r) => r.number === 'job-no-envelope' || r.number === 'job-forged')).toEqual([]);
   });
 
-  it('fails (does not run) a job of a suspended tenant, without retries', async () => {
-    const s = await fx.onboard('pool', 'job-suspended');
-    await fx.admin.setStatus(s.id, 'suspended');
-    const { job } = await enqueueAs(s, 'job-of-suspended');
+  // Suspended tenants' jobs are parked, not failed: test/integration/jobs-suspension.int-spec.ts.
+  it('fails (does not run) a job of a tenant that is still provisioning, without retries', async () => {
+    const s = await fx.onboard('pool', 'job-provisioning');
+    await fx.ownerQuery(`UPDATE control.tenants SET status = 'provisioning' WHERE id = $1`, [s.id]);
+    const { job } = await enqueueAs(s, 'job-of-provisioning');
     await waitFor(() => queue.getJobState(job.id!), (st) => st === 'failed', 10_000);
     const failed = (await queue.getJob(job.id!))!;
     expect(failed.attemptsMade).toBe(1);
-    expect(failed.failedReason).toMatch(/is suspended; the job was not run/);
+    expect(failed.failedReason).toMatch(/is provisioning; the job was not run/);
     expect(EchoProcessor.seen.has(job.id!)).toBe(false);
   });
 

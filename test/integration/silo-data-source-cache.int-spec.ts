@@ -28,8 +28,8 @@ describe('silo DataSource cache on real databases', () => {
     await fx?.close();
   });
   beforeEach(async () => {
-    // Start every test with an empty cache: close whatever earlier tests left idle.
-    await cache.evictIdle(Date.now() + 3_600_000);
+    // Start every test with an empty cache: close whatever earlier tests left kept.
+    await Promise.all(silos.map((t) => cache.evictTenant(t.id)));
     expect(cache.stats()).toMatchObject({ size: 0, reservedConnections: 0 });
     await waitFor(() => appBackends(silos), (n) => n === 0);
   });
@@ -90,6 +90,7 @@ describe('silo DataSource cache on real databases', () => {
     const PER_TENANT = 8;
     const sampler = sampleBackends(silos);
     const jobs = Array.from({ length: silos.length * PER_TENANT }, (_, i) => silos[i % silos.length]);
+    const createdBefore = cache.counters.creations;
     const dataSources = new Map<string, Set<DataSource>>();
     const results = await Promise.allSettled(
       jobs.map((t, i) =>
@@ -108,10 +109,12 @@ describe('silo DataSource cache on real databases', () => {
     expect(samples.length).toBeGreaterThan(10);
     expect(Math.max(...samples)).toBeGreaterThanOrEqual(SILO.siloPoolMax); // the sampler did see the load
     expect(Math.max(...samples)).toBeLessThanOrEqual(SILO.siloMaxConnections);
-    // Every tenant got a DataSource, so at least three of the five had to be evicted on the way.
+    // Every tenant got a DataSource, created once and kept: the budget was met by closing idle connections.
     expect([...dataSources.keys()].sort()).toEqual(silos.map((t) => t.id).sort());
+    expect([...dataSources.values()].map((d) => d.size)).toEqual(silos.map(() => 1));
+    expect(cache.counters.creations - createdBefore).toBe(silos.length);
     const stats = cache.stats();
-    expect(stats.size).toBeLessThanOrEqual(SILO.siloMaxConnections);
+    expect(stats.size).toBe(silos.length);
     expect(stats.reservedConnections).toBeLessThanOrEqual(SILO.siloMaxConnections);
     for (const t of silos) {
       const [{ n }] = await fx.ownerQuery<{ n: number }>(
@@ -123,22 +126,26 @@ describe('silo DataSource cache on real databases', () => {
     }
   });
 
-  it('closes silo DataSources idle longer than SILO_IDLE_MS, and their backends go away', async () => {
+  it('closes silo connections idle longer than SILO_IDLE_MS, their backends go away, and the kept DataSources reconnect', async () => {
     const used = silos.slice(0, 2);
-    await Promise.all(used.map((t) => fx.inTenant(t, (em) => em.query(`SELECT 1`))));
+    const dataSources = await Promise.all(used.map((t) => fx.inTenant(t, async (em) => (await em.query(`SELECT 1`), em.connection))));
     const releasedAt = Date.now();
-    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 2 }); // one connection each
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 2, connected: 2 }); // one connection each
     expect(await appBackends(used)).toBeGreaterThan(0);
     await sleep(100);
-    expect(cache.stats().size).toBe(2); // not yet idle long enough
-    const size = await waitFor(() => cache.stats().size, (n) => n === 0, 3000, 10);
-    expect(size).toBe(0);
+    expect(cache.stats().connected).toBe(2); // not yet idle long enough
+    expect(await waitFor(() => cache.stats().connected, (n) => n === 0, 3000, 10)).toBe(0);
     expect(Date.now() - releasedAt).toBeGreaterThanOrEqual(SILO.siloIdleMs - 10);
-    expect(cache.stats().reservedConnections).toBe(0);
+    expect(cache.stats()).toMatchObject({ size: 2, reservedConnections: 0 });
     expect(await waitFor(() => appBackends(used), (n) => n === 0, 3000)).toBe(0);
+
+    const reconnectsBefore = cache.counters.reconnects;
+    const again = await Promise.all(used.map((t) => fx.inTenant(t, async (em) => (await em.query(`SELECT 1`), em.connection))));
+    again.forEach((ds, i) => expect(ds).toBe(dataSources[i])); // the same DataSources, on new sessions
+    expect(cache.counters.reconnects - reconnectsBefore).toBe(2);
   });
 
-  it('hands the slots of a closed DataSource back only once its backends are gone', async () => {
+  it('hands the slots of closed connections back only once their backends are gone', async () => {
     const used = silos.slice(0, 2);
     for (let round = 0; round < 5; round++) {
       // Two concurrent units per tenant: each silo DataSource opens both of its connections.

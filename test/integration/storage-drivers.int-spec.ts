@@ -12,6 +12,7 @@ import {
   S3StorageDriver,
   StorageKeyError,
   StorageObjectNotFoundError,
+  StorageRangeError,
   TenantStorage,
   type StorageDriver,
 } from '#strata/storage';
@@ -123,6 +124,31 @@ describe('storage drivers under tenant contexts', () => {
       await expect(as(a, () => storage.head(`rt/${name}`))).rejects.toThrow(StorageObjectNotFoundError);
       await as(a, () => storage.delete(`rt/${name}`));
       expect(await storedKeys(name)).not.toContain(`${a.id}/rt/${name}`);
+    });
+
+    it('lists every key under a prefix, nested ones too, and nothing of another prefix', async () => {
+      const storage = storageOf(drivers[name]);
+      const keys = [`ls-${name}/b`, `ls-${name}/a/2`, `ls-${name}/a/10`];
+      for (const key of keys) await as(a, () => storage.put(key, Buffer.from(key), { contentType: 'text/plain' }));
+      await as(b, () => storage.put(`ls-${name}/b`, Buffer.from('other tenant'), { contentType: 'text/plain' }));
+      // In no particular order (the drivers promise none): sorted here.
+      expect((await drivers[name].list(`${a.id}/ls-${name}/`)).sort()).toEqual([`${a.id}/ls-${name}/a/10`, `${a.id}/ls-${name}/a/2`, `${a.id}/ls-${name}/b`]);
+      expect(await drivers[name].list(`${a.id}/nothing-${name}/`)).toEqual([]);
+      await expect(drivers[name].list(`${a.id}/ls-${name}`)).rejects.toThrow(/must end with/);
+    });
+
+    it('reads a byte range of the object (end clamped), and refuses one that starts past its end with StorageRangeError', async () => {
+      const storage = storageOf(drivers[name]);
+      await as(a, () => storage.put(`range/${name}`, Buffer.from('0123456789'), { contentType: 'text/plain' }));
+      const part = await as(a, () => storage.get(`range/${name}`, { range: { start: 3, end: 6 } }));
+      expect({ size: part.size, range: part.range, text: await text(part.stream) }).toEqual({ size: 10, range: { start: 3, end: 6 }, text: '3456' });
+      const tail = await as(a, () => storage.get(`range/${name}`, { range: { start: 8, end: 99 } }));
+      expect({ range: tail.range, text: await text(tail.stream) }).toEqual({ range: { start: 8, end: 9 }, text: '89' });
+      const past = await as(a, () => storage.get(`range/${name}`, { range: { start: 10, end: 20 } })).catch((e: unknown) => e);
+      expect(past).toBeInstanceOf(StorageRangeError);
+      expect((past as StorageRangeError).size).toBe(10);
+      // Another tenant's range read of the same relative key finds nothing.
+      await expect(as(b, () => storage.get(`range/${name}`, { range: { start: 0, end: 1 } }))).rejects.toThrow(StorageObjectNotFoundError);
     });
 
     it('stores a stream of a known size', async () => {

@@ -1,9 +1,10 @@
 import { ClsService } from 'nestjs-cls';
 import type { TenantEntity } from '#strata/control-plane';
 import {
-  ENTER_READ_SQL,
-  ENTER_READ_STATEMENT,
+  enterReadSql,
+  enterReadStatement,
   MissingTenantContextError,
+  preparedStatementRecoveries,
   SharedDataSources,
   SiloDataSourceCache,
   TenantPlacementError,
@@ -26,6 +27,10 @@ describe('tenant connection manager', () => {
   afterAll(async () => {
     await fx?.close();
   });
+
+  const unitBudgets = () => ({ statementTimeoutMs: fx.config.dataStatementTimeoutMs, lockTimeoutMs: fx.config.dataLockTimeoutMs });
+  /** The name the fixture's read setup is prepared under (a hash of its text, budgets included). */
+  const readSetupName = () => enterReadStatement(true, unitBudgets());
 
   const countByName = async (t: TestTenant, name: string): Promise<number> => {
     const rows = await fx.ownerQuery<{ n: number }>(
@@ -191,6 +196,44 @@ describe('tenant connection manager', () => {
       expect(seen).toHaveLength(1);
     });
 
+    it.each(TIERS)('runs %s before-commit hooks after all of the work, in order, on its connection; one that throws rolls the unit back', async (tier) => {
+      const t = tenants[tier];
+      const order: string[] = [];
+      await fx.inTenant(t, async (em) => {
+        fx.conn.beforeCommit(async (hookEm) => {
+          // The unit's own transaction: the work's uncommitted row is visible here.
+          order.push(`first sees ${(await hookEm.query(`SELECT count(*)::int AS n FROM projects WHERE name = 'before-commit-kept'`))[0].n}`);
+        });
+        await fx.conn.transaction(async () => fx.conn.beforeCommit(async () => void order.push('second'))); // from a nested unit too
+        await em.query(`INSERT INTO projects (name) VALUES ('before-commit-kept')`);
+        order.push('work done');
+      });
+      expect(order).toEqual(['work done', 'first sees 1', 'second']);
+      expect(await countByName(t, 'before-commit-kept')).toBe(1);
+
+      const err = await rejectionOf(
+        fx.inTenant(t, async (em) => {
+          await em.query(`INSERT INTO projects (name) VALUES ('before-commit-doomed')`);
+          fx.conn.beforeCommit(async (hookEm) => {
+            await hookEm.query(`INSERT INTO projects (name) VALUES ('before-commit-doomed-too')`);
+            throw new Error('refused at commit');
+          });
+        }),
+      );
+      expect(err.message).toBe('refused at commit');
+      expect(await countByName(t, 'before-commit-doomed')).toBe(0);
+      expect(await countByName(t, 'before-commit-doomed-too')).toBe(0);
+    });
+
+    it('refuses a before-commit hook outside a unit of work and inside a read unit', async () => {
+      fx.ctx.run({ tenant: tenants.pool.placement }, () => {
+        expect(() => fx.conn.beforeCommit(async () => undefined)).toThrow(/no open tenant transaction: call beforeCommit\(\) inside/);
+      });
+      expect(() => fx.conn.beforeCommit(async () => undefined)).toThrow(MissingTenantContextError);
+      const err = await rejectionOf(fx.readInTenant(tenants.pool, async () => fx.conn.beforeCommit(async () => undefined)));
+      expect(err.message).toMatch(/beforeCommit\(\) inside tenantConnectionManager\.read\(\)/);
+    });
+
     it('refuses an after-commit callback outside a unit of work', () => {
       fx.ctx.run({ tenant: tenants.pool.placement }, () => {
         expect(() => fx.conn.afterCommit(() => undefined)).toThrow(/no open tenant transaction: call afterCommit\(\) inside/);
@@ -324,7 +367,7 @@ describe('tenant connection manager', () => {
             `SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id') AS tenant,
                     (SELECT count(*)::int FROM pg_prepared_statements WHERE name = $1) AS prepared,
                     (SELECT statement FROM pg_prepared_statements WHERE name = $1) AS text`,
-            [ENTER_READ_STATEMENT],
+            [readSetupName()],
           );
           out.push(row);
         }
@@ -332,17 +375,21 @@ describe('tenant connection manager', () => {
       });
       expect(seen.map((r) => r.tenant)).toEqual([t.id, t.id, t.id]);
       expect(seen.map((r) => r.prepared)).toEqual([1, 1, 1]);
-      expect(seen[0].text).toBe(ENTER_READ_SQL);
+      expect(seen[0].text).toBe(enterReadSql(true, unitBudgets()));
     });
 
-    it.each(TIERS)('fails one %s read statement closed when the server lost the prepared setup, then prepares it again', async (tier) => {
+    it.each(TIERS)('recovers a %s read statement whose server lost the prepared setup: prepares it again and runs the statement once, in the tenant', async (tier) => {
       const t = tenants[tier];
       await fx.readInTenant(t, async (em) => {
-        await em.query(`DEALLOCATE ${ENTER_READ_STATEMENT}`);
-        const err = await rejectionOf(em.query(`SELECT count(*)::int AS n FROM projects`));
-        expect(sqlState(err)).toBe('26000');
-        const [row] = await em.query(`SELECT current_setting('app.tenant_id') AS tenant, current_setting('transaction_read_only') AS ro`);
-        expect(row).toEqual({ tenant: t.id, ro: 'on' });
+        await em.query(`DEALLOCATE ${readSetupName()}`);
+        const recovered = preparedStatementRecoveries.reads;
+        const [row] = await em.query(
+          `SELECT current_setting('app.tenant_id') AS tenant, current_setting('transaction_read_only') AS ro,
+                  (SELECT count(*)::int FROM pg_prepared_statements WHERE name = $1) AS prepared`,
+          [readSetupName()],
+        );
+        expect(row).toEqual({ tenant: t.id, ro: 'on', prepared: 1 });
+        expect(preparedStatementRecoveries.reads).toBe(recovered + 1);
       });
     });
 

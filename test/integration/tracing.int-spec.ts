@@ -1,3 +1,4 @@
+import { RequireRole } from '#strata/auth';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Controller, Get, Injectable, Post } from '@nestjs/common';
 import { Processor } from '@nestjs/bullmq';
@@ -30,6 +31,7 @@ interface Seen {
 
 /** What a tenant handler sees after an await: its CLS tenant and its active span, and what an outbound call would send. */
 @Controller('trace-probe')
+@RequireRole('member')
 class TraceProbeController {
   constructor(
     private readonly ctx: TenantContext,

@@ -132,7 +132,7 @@ describe('webhooks: invoice.created is delivered, signed, to the tenant\'s own e
         id: expect.stringMatching(/^[0-9a-f-]{36}$/),
         type: 'invoice.created',
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
-        data: { id: invoice.id, number: `INV-${tier}-1`, amount: 4200, currency: 'EUR', createdAt: invoice.createdAt.toISOString() },
+        data: { id: invoice.id, number: `INV-${tier}-1`, amount: 4200, currency: 'EUR', status: 'open', dueAt: null, createdAt: invoice.createdAt.toISOString() },
       });
 
       const [delivery] = await waitFor(() => deliveriesOf(a, endpointA.id), (d) => d[0]?.status === 'delivered', 5000);

@@ -4,7 +4,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import type { Job, Queue } from 'bullmq';
 import { escapeIdentifier } from 'pg';
 import { InvoicesService } from '#strata/invoices';
-import { TenantJobProducer, type TenantJobData } from '#strata/jobs';
+import { TenantJobProducer, TenantQueuedJobs, type TenantJobData } from '#strata/jobs';
 import { TenantContext } from '#strata/tenancy/platform';
 import {
   WEBHOOK_DELIVERY_QUEUE,
@@ -219,7 +219,7 @@ describe('webhooks: the outbox relay re-sends pending deliveries whose enqueue w
     expect(new Set(r.received.map((x) => x.headers['webhook-id'])).size).toBe(2);
   });
 
-  it('skips a suspended tenant, and re-sends its delivery whose job failed unrun during the suspension once it is active again', async () => {
+  it('skips a suspended tenant, whose delivery job waits (parked) during the suspension and is delivered once it is active again', async () => {
     const t = suspended;
     const r = await receiver('suspended');
     const endpoint = await register(t, r.url);
@@ -233,24 +233,23 @@ describe('webhooks: the outbox relay re-sends pending deliveries whose enqueue w
     } finally {
       await deliveryQueue.resume();
     }
-    // The runner fails a suspended tenant's job without running it; the row stays pending.
-    await waitFor(() => deliveryQueue.getJobState(row.id), (s) => s === 'failed', 10_000);
-    expect((await deliveryQueue.getJob(row.id))!.failedReason).toMatch(/is suspended; the job was not run/);
+    // The runner parks a suspended tenant's job without running it (libs/platform/jobs); the row stays pending.
+    await waitFor(() => deliveryQueue.getJobState(row.id), (s) => s === 'delayed', 10_000);
+    expect((await deliveryQueue.getJob(row.id))!.attemptsMade).toBe(0);
     await age(t, [row.id]);
 
     const whileSuspended = await relay();
     expect(whileSuspended.report.skipped).toContainEqual({ id: t.id, status: 'suspended' });
     expect(whileSuspended.report.enqueued).not.toContain(t.id);
     expect(whileSuspended.of(t)).toBeUndefined();
-    expect(await deliveryQueue.getJobState(row.id)).toBe('failed');
+    expect(await deliveryQueue.getJobState(row.id)).toBe('delayed');
     expect(await rowsOf(t, endpoint.id)).toEqual([expect.objectContaining({ status: 'pending', attempts: 0 })]);
     expect(r.received).toHaveLength(0);
 
     await fx.admin.setStatus(t.id, 'active');
     await sleep(400);
-    // The failed job still holds the delivery's jobId: a plain add would be ignored until Redis dropped it (7 days).
-    const reactivated = await relay();
-    expect(reactivated.of(t)).toEqual({ tenantId: t.id, stale: 1, enqueued: 1, inFlight: 0, more: false });
+    // What the admin API does on reactivation (the fixture's admin service has no jobs module): the parked job runs now.
+    expect(await mod.get(TenantQueuedJobs).promoteParked(t.id)).toBe(1);
     await waitFor(() => rowsOf(t, endpoint.id), (d) => d[0]?.status === 'delivered', 10_000);
     await sleep(300);
     expect(r.received).toHaveLength(1);
@@ -309,7 +308,7 @@ describe('webhooks: the outbox relay re-sends pending deliveries whose enqueue w
 
   it('runs each scheduled slot once even when every worker instance fires the cron', async () => {
     const sweep = mod.get(WebhookRelaySweep);
-    const run = jest.spyOn(sweep, 'run').mockResolvedValue({ requestId: 'x', enqueued: [], skipped: [] });
+    const run = jest.spyOn(sweep, 'run').mockResolvedValue({ requestId: 'x', enqueued: [], skipped: [], failed: [] });
     try {
       const at = new Date('2031-01-01T03:05:00Z');
       const results = await Promise.all([sweep.onSchedule(at), sweep.onSchedule(at), sweep.onSchedule(at)]);

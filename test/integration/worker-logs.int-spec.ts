@@ -31,7 +31,7 @@ describe('worker logs: every job and cron line carries the tenant of its context
   });
 
   it('labels the cron fan-out as the system tenant and each tenant job with its own tenant and the sweep request id', async () => {
-    const report = await worker.module.get(InvoiceOverdueSweep).run(new Date(), 30);
+    const report = await worker.module.get(InvoiceOverdueSweep).run(new Date());
     const queue = worker.queue(INVOICE_OVERDUE_QUEUE);
     await waitFor(
       async () => (await queue.getJobs(['completed'])) as Array<Job<TenantJobData<InvoiceOverduePayload>>>,
@@ -43,12 +43,12 @@ describe('worker logs: every job and cron line carries the tenant of its context
     expect(sweep).toMatchObject({ tenantSlug: 'system', tenantTier: 'system', requestId: report.requestId });
 
     for (const t of tenants) {
-      const line = lines.find((l) => l.tenantId === t.id && String(l.msg).includes('invoice(s) older than'));
+      const line = lines.find((l) => l.tenantId === t.id && String(l.msg).includes('invoice(s) past their due date'));
       expect(line).toMatchObject({ tenantId: t.id, tenantSlug: t.slug, tenantTier: t.tier, requestId: report.requestId });
       expect(String(line!.msg)).toContain(t.slug);
     }
     // No job line claims a tenant other than the one whose job wrote it.
-    const jobLines = lines.filter((l) => String(l.msg).includes('invoice(s) older than'));
+    const jobLines = lines.filter((l) => String(l.msg).includes('invoice(s) past their due date'));
     for (const l of jobLines) expect(String(l.msg)).toContain(String(l.tenantSlug));
   });
 });

@@ -24,6 +24,10 @@ export interface ExtraPostgres {
   stop(): Promise<void>;
   /** Stops the server (fast shutdown) and starts it again on the same port and data: a fault for tests. */
   restart(): Promise<void>;
+  /** Stops the server (fast shutdown) and keeps its data: connections are refused until resume(). */
+  halt(): Promise<void>;
+  /** Starts a halted server again on the same port and data. */
+  resume(): Promise<void>;
   /** The data directory (gone after stop()). */
   dataDir: string;
 }
@@ -249,6 +253,14 @@ export async function startExtraPostgres(opts: ExtraPostgresOptions = {}): Promi
       if (stopped) throw new Error('restart() after stop()');
       await stopProcess();
       await startProcess();
+    },
+    async halt() {
+      if (stopped) throw new Error('halt() after stop()');
+      await stopProcess();
+    },
+    async resume() {
+      if (stopped) throw new Error('resume() after stop()');
+      if (!state.child) await startProcess();
     },
   };
 }

@@ -1,5 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Client } from 'pg';
 import { escapeIdentifier } from 'pg';
@@ -236,4 +238,32 @@ export function runMigrateCli(fleet: Fleet, args: string[], migrationsDir?: stri
 export function killCliChildren(): void {
   for (const c of cliChildren) c.kill('SIGKILL');
   cliChildren.clear();
+}
+
+/**
+ * A STRATA_MIGRATIONS_DIR with control/ and tenant/ copied from the repository, for tests that
+ * add or edit files; the caller removes it.
+ */
+export function copyOfShippedMigrations(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-migrations-'));
+  for (const set of ['control', 'tenant']) {
+    mkdirSync(join(dir, set));
+    for (const f of readdirSync(join(ROOT, 'migrations', set)).filter((x) => x.endsWith('.sql'))) {
+      copyFileSync(join(ROOT, 'migrations', set, f), join(dir, set, f));
+    }
+  }
+  return dir;
+}
+
+/** A stream a CLI writes to in process, keeping what was written; a terminal when `isTTY`. */
+export function capturedStream(isTTY = false, columns = 100) {
+  return {
+    isTTY,
+    columns,
+    text: '',
+    write(chunk: string) {
+      this.text += chunk;
+      return true;
+    },
+  };
 }

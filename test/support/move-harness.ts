@@ -31,6 +31,8 @@ export interface ApiAnswer<B = any> {
   ms: number;
   /** The network error, when status is 0. */
   error?: string;
+  /** The Retry-After header, when the answer had one. */
+  retryAfter?: string;
 }
 
 const baseUrls = new WeakMap<object, Promise<string>>();
@@ -78,7 +80,7 @@ export async function callApi<B = any>(
     } catch {
       // not JSON: keep the text
     }
-    return { status: res.status, body, ms: now() - started };
+    return { status: res.status, body, ms: now() - started, retryAfter: res.headers.get('retry-after') ?? undefined };
   } catch (err) {
     return { status: 0, body: undefined as B, ms: now() - started, error: (err as Error).message };
   }

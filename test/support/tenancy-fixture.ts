@@ -21,7 +21,7 @@ export interface TestTenant {
   database: string;
   schema: string;
   /** Schema-qualified, quoted table name, for owner-connection queries. */
-  table(name: 'projects' | 'tasks' | 'invoices'): string;
+  table(name: 'projects' | 'tasks' | 'invoices' | 'usage_counters'): string;
 }
 
 export interface TenancyFixture {

@@ -36,7 +36,11 @@ export interface TestApp {
  * test's own controllers or queues beside the app, as the bench does.
  */
 export async function startTestApp(overrides: Partial<StrataConfig> = {}, opts: CreateAppOptions = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+  return startTestAppOn(await createTestDatabase(), overrides, opts);
+}
+
+/** The same, on a database the caller prepared (on a server a fault test started, say); close() drops it with db.drop(). */
+export async function startTestAppOn(db: TestDatabase, overrides: Partial<StrataConfig> = {}, opts: CreateAppOptions = {}): Promise<TestApp> {
   const config = testConfig(db, overrides);
   const app = await createApp(config, { logger: ['error', 'fatal'], ...opts });
   await app.init();

@@ -21,6 +21,11 @@ export interface TestWorkerOptions {
    */
   prefix?: string;
   /**
+   * `prefix` is this test's own (e.g. the JOBS_PREFIX it gave the API it started, so the worker
+   * consumes that API's jobs): the full worker may run on it, and close() drops it whole.
+   */
+  ownsPrefix?: boolean;
+  /**
    * Only the jobs stack (config, CLS, control plane, tenancy, JobsModule) and the test's queues and
    * processors, without WorkerModule's own processors and domain modules. Default false.
    */
@@ -47,7 +52,7 @@ export interface TestWorker {
  * on `config`'s database and Redis, plus the test's queues and processors.
  */
 export async function startTestWorker(config: StrataConfig, opts: TestWorkerOptions = {}): Promise<TestWorker> {
-  const ownPrefix = opts.prefix === undefined;
+  const ownPrefix = opts.prefix === undefined || opts.ownsPrefix === true;
   if (!ownPrefix && !opts.jobsOnly) throw new Error('startTestWorker: a shared prefix needs jobsOnly (the full worker would consume real queues)');
   const prefix = opts.prefix ?? `strata-test-${randomBytes(4).toString('hex')}`;
   const queues = opts.queues ?? [];
