@@ -5,7 +5,7 @@
  * - a lib reaches another lib only through its faces: index.ts (the public API) or, for platform
  *   code, platform/index.ts where a lib has one (libs/platform/tenancy);
  * - domain libs never touch tier internals or the engine's platform faces: no control plane, no
- *   migrator, admin, health or moves, no pg driver, no `platform/` face, no other lib's files;
+ *   migrator, admin, health, moves or exports, no pg driver, no `platform/` face, no other lib's files;
  * - platform libs never depend on domain libs (the engine knows no business);
  * - the arrows between platform libs run one way: tenancy knows no migrator, admin, moves, jobs or
  *   HTTP edge (it is handed its inputs); jobs and the worker do not depend on the HTTP edge.
@@ -34,7 +34,7 @@ module.exports = {
       comment: 'Domain modules use TenantConnectionManager/TenantContext from #strata/tenancy; tier routing stays inside the platform.',
       from: { path: '^libs/domain/' },
       to: {
-        path: ['^libs/platform/(control-plane|migrator|admin|health|moves)/', '^libs/platform/[^/]+/platform/', 'node_modules/pg/', 'node_modules/ioredis/'],
+        path: ['^libs/platform/(control-plane|migrator|admin|health|moves|exports)/', '^libs/platform/[^/]+/platform/', 'node_modules/pg/', 'node_modules/ioredis/'],
       },
     },
     {
@@ -49,7 +49,7 @@ module.exports = {
       severity: 'error',
       comment: 'Tenancy is given the schema version and the home migrator (MigratorModule); it never reads migrations, the HTTP edge, jobs or moves.',
       from: { path: '^libs/platform/tenancy/' },
-      to: { path: '^libs/platform/(migrator|admin|auth|health|jobs|moves)/' },
+      to: { path: '^libs/platform/(migrator|admin|auth|health|jobs|moves|exports)/' },
     },
     {
       name: 'jobs-do-not-depend-on-the-http-edge',
@@ -57,6 +57,13 @@ module.exports = {
       comment: 'Jobs and the worker get placements from tenancy (placementOf), never from the HTTP guard.',
       from: { path: ['^libs/platform/jobs/', '^apps/worker/'] },
       to: { path: '^libs/platform/auth/' },
+    },
+    {
+      name: 'mail-is-a-port',
+      severity: 'error',
+      comment: 'libs/platform/mail sends what it is handed (the outbound email port and its drivers); it knows no tenant, user or route.',
+      from: { path: '^libs/platform/mail/' },
+      to: { path: '^libs/(platform/(?!mail/|common/)|domain/)' },
     },
     {
       name: 'libs-do-not-import-apps-or-tests',

@@ -5,7 +5,7 @@ const base = {
   testEnvironment: 'node',
   transform: { '^.+\\.(t|j|mj)s$': ['@swc/jest', { ...swcConfig, swcrc: false }] },
   // Nest 12 and some of its deps ship ESM only; let swc turn them into CJS for jest's module system.
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer|jose|content-type|content-disposition)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|load-esm|nestjs-cls|@nestjs-cls|uid|uint8array-extras|strtok3|token-types|@tokenizer|jose|content-type|content-disposition|@seriousme)/)'],
   // `#strata/<lib>` → the lib's face, as package.json "imports" maps it (platform and domain libs live in two folders).
   moduleNameMapper: Object.fromEntries(
     Object.entries(require('./package.json').imports).map(([spec, to]) => [`^${spec.replace(/[/]/g, '\\/')}$`, `<rootDir>/${to.types.slice(2)}`]),
@@ -18,6 +18,8 @@ module.exports = {
     {
       ...base,
       displayName: 'integration',
+      // Real servers: 30 s per test and hook (a project's testTimeout is ignored by jest 30: see the file).
+      setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout.ts'],
       testMatch: ['<rootDir>/test/integration/**/*.int-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
@@ -25,6 +27,7 @@ module.exports = {
     {
       ...base,
       displayName: 'e2e',
+      setupFilesAfterEnv: ['<rootDir>/test/support/jest-timeout.ts'],
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',

@@ -6,6 +6,8 @@
 #               without a password; exported as TEST_DATABASE_URL
 #               (default postgres://postgres@127.0.0.1:5432/postgres, the tests' own default).
 #   Redis       127.0.0.1:6379 (or TEST_REDIS_URL when set).
+#   PgBouncer   the binary only (test/e2e/pgbouncer.e2e-spec.ts starts its own on a free port);
+#               installed when missing. If it cannot be, the rest runs and that test fails saying so.
 #
 # Installed but stopped: started (the Debian cluster via pg_ctlcluster, else a cluster of our own in
 # /var/tmp/strata-pg run as the `postgres` user). Not installed: `apt-get install` (needs root).
@@ -225,9 +227,22 @@ _strata_ensure_redis() {
   _strata_redis_version="$("${cli[@]}" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')"
 }
 
+_strata_has_pgbouncer() {
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || [ -x /usr/local/sbin/pgbouncer ]
+}
+
+_strata_ensure_pgbouncer() {
+  _strata_has_pgbouncer && return 0
+  # The Debian package enables a pgbouncer service on 6432 where systemd runs; the test does not use it.
+  if _strata_apt_install pgbouncer && _strata_has_pgbouncer; then return 0; fi
+  _strata_log "pgbouncer is missing and could not be installed: test/e2e/pgbouncer.e2e-spec.ts will fail (apt-get install pgbouncer)"
+  return 0
+}
+
 _strata_ensure_services() {
   _strata_ensure_postgres || return 1
   _strata_ensure_redis || return 1
+  _strata_ensure_pgbouncer
   local pg_version where
   pg_version="$(PGCONNECT_TIMEOUT=5 psql "$TEST_DATABASE_URL" -wXAtqc 'show server_version' 2>/dev/null | cut -d' ' -f1)"
   where="$(printf '%s' "$TEST_DATABASE_URL" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#; s#\?.*##')" # no password in logs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command, and what CI runs (.ci/run): Node >= 22.12, dependencies, PostgreSQL +
-# Redis, then typecheck, architecture rules (lint:deps, when package.json has it) and every jest
+# Redis, Chromium (browser tests), then typecheck, architecture rules (lint:deps, when package.json has it) and every jest
 # project (unit, integration, e2e). Exits with the test run's exit code.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/ensure-node.sh
 . scripts/npm-install.sh
 . scripts/ensure-services.sh
+. scripts/ensure-chromium.sh
 
 # --loglevel=error: npm's own warnings (e.g. "Unknown user config nodedir") are noise here.
 npm run typecheck --loglevel=error
