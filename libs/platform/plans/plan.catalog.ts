@@ -98,6 +98,16 @@ export class PlanCatalog {
     return (await this.plans()).get(id) ?? null;
   }
 
+  /**
+   * The plan from what is loaded and fresh, without awaiting: undefined when the catalogue would
+   * have to (re)load first, so per-request callers take the async path only then.
+   */
+  peek(id: string): Plan | undefined {
+    const loaded = this.loaded;
+    if (!loaded || Date.now() - loaded.at >= this.ttlMs || loaded.generation !== this.registry.generation) return undefined;
+    return loaded.plans.get(id);
+  }
+
   refresh(): void {
     this.loaded = undefined;
     this.loading = undefined;

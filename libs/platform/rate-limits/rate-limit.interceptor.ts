@@ -25,7 +25,12 @@ export class RateLimitInterceptor implements NestInterceptor {
     const scope = this.context.current();
     if (!scope || scope.system || !scope.userId) return next.handle();
     const res = ctx.switchToHttp().getResponse<Response>();
-    return from(this.limits.admit({ tenant: scope.tenant, userId: scope.userId })).pipe(
+    const admitted = this.limits.admit({ tenant: scope.tenant, userId: scope.userId });
+    if (!(admitted instanceof Promise)) {
+      res.set(admitted);
+      return next.handle();
+    }
+    return from(admitted).pipe(
       switchMap((headers) => {
         res.set(headers);
         return next.handle();

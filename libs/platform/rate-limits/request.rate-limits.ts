@@ -19,7 +19,8 @@ function limitOf(rate: number, burstSeconds: number): BucketLimit {
 }
 
 export interface RateLimitedCaller {
-  tenant: { id: string; slug: string };
+  /** The placement the guard bound: its `plan` spares a registry lookup per request. */
+  tenant: { id: string; slug: string; plan?: string };
   userId: string;
 }
 
@@ -62,14 +63,32 @@ export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
     return { tenants: this.tenants.size, users: this.users.size };
   }
 
-  /** Admits one request of `caller` and answers its `RateLimit-*` headers, or throws 429 rate_limited. */
-  async admit(caller: RateLimitedCaller): Promise<Record<string, string>> {
-    const tenantLimit = await this.tenantLimit(caller.tenant);
-    const pending: Array<[ScopedBucket['scope'], SharedBucket | Promise<SharedBucket>]> = [['user', this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit)]];
-    if (tenantLimit) pending.push(['tenant', this.tenants.bucket(caller.tenant.id, tenantLimit)]);
-    const buckets: ScopedBucket[] = [];
-    // Usually no await: a bucket in steady use is answered from memory.
-    for (const [scope, b] of pending) buckets.push({ scope, bucket: b instanceof Promise ? await b : b });
+  /**
+   * Admits one request of `caller` and answers its `RateLimit-*` headers, or throws 429
+   * rate_limited. Synchronous in steady state (the plan cached, both buckets synced recently): a
+   * Promise only when something must be loaded or synced first, so the common request pays no
+   * microtask hops for its admission.
+   */
+  admit(caller: RateLimitedCaller): Record<string, string> | Promise<Record<string, string>> {
+    const limit = this.cachedTenantLimit(caller.tenant);
+    if (limit !== undefined) {
+      const user = this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit);
+      const tenant = limit ? this.tenants.bucket(caller.tenant.id, limit) : null;
+      if (!(user instanceof Promise) && !(tenant instanceof Promise)) return this.decide(user, tenant);
+    }
+    return this.admitAsync(caller);
+  }
+
+  private async admitAsync(caller: RateLimitedCaller): Promise<Record<string, string>> {
+    const limit = await this.tenantLimit(caller.tenant);
+    const user = await this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit);
+    const tenant = limit ? await this.tenants.bucket(caller.tenant.id, limit) : null;
+    return this.decide(user, tenant);
+  }
+
+  private decide(user: SharedBucket, tenant: SharedBucket | null): Record<string, string> {
+    const buckets: ScopedBucket[] = [{ scope: 'user', bucket: user }];
+    if (tenant) buckets.push({ scope: 'tenant', bucket: tenant });
     const now = performance.now();
     const refusedBy = buckets.find((b) => !hasToken(b.bucket, now));
     if (refusedBy) {
@@ -77,15 +96,32 @@ export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
       const whose = refusedBy.scope === 'tenant' ? "this tenant's plan allows" : 'one user may make';
       throw rateLimitsError(RateLimitsErrorCode.rateLimited, `rate limit reached: ${whose} ${refusedBy.bucket.rate} requests per second; retry in ${headers['Retry-After']} s`, headers);
     }
-    for (const b of buckets) (b.scope === 'tenant' ? this.tenants : this.users).take(b.bucket as SharedBucket);
+    this.users.take(user);
+    if (tenant) this.tenants.take(tenant);
     return rateLimitHeaders(buckets);
   }
 
-  /** By slug, the key the guard just resolved the request with: a cached registry entry, no query. */
-  private async tenantLimit(tenant: { id: string; slug: string }): Promise<BucketLimit | null> {
-    const found = await this.registry.findBySlug(tenant.slug);
-    const record = found?.id === tenant.id ? found : await this.registry.findById(tenant.id);
-    const rate = record ? (await this.plans.get(record.plan))?.rateLimitPerSecond : null;
+  /** The tenant's limit from the placement's plan and the cached catalogue (null: unlimited); undefined when that needs a lookup. */
+  private cachedTenantLimit(tenant: RateLimitedCaller['tenant']): BucketLimit | null | undefined {
+    if (tenant.plan === undefined) return undefined;
+    const plan = this.plans.peek(tenant.plan);
+    if (plan === undefined) return undefined;
+    return this.limitOfRate(plan.rateLimitPerSecond);
+  }
+
+  /** By the placement's plan, else by slug (the key the guard just resolved the request with: a cached registry entry). */
+  private async tenantLimit(tenant: RateLimitedCaller['tenant']): Promise<BucketLimit | null> {
+    let planId = tenant.plan;
+    if (planId === undefined) {
+      const found = await this.registry.findBySlug(tenant.slug);
+      const record = found?.id === tenant.id ? found : await this.registry.findById(tenant.id);
+      planId = record?.plan;
+    }
+    const rate = planId === undefined ? null : (await this.plans.get(planId))?.rateLimitPerSecond;
+    return this.limitOfRate(rate);
+  }
+
+  private limitOfRate(rate: number | null | undefined): BucketLimit | null {
     return rate ? limitOf(rate, this.config.rateLimitBurstSeconds) : null;
   }
 }
