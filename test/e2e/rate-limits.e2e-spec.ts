@@ -255,8 +255,13 @@ describe('rate limits at the edge: per tenant by plan and per user, shared by tw
 
 describe('rate limits without Redis (npm start on the embedded default, no REDIS_URL)', () => {
   let t: TestApp;
+  let port: number;
+  const login = (address: string, tenant: OnboardedTenant, email: string, password: string) =>
+    fromAddress(port, address, 'POST', '/auth/login', { 'x-tenant': tenant.slug }, { email, password });
   beforeAll(async () => {
-    t = await startTestApp({ redisUrl: undefined, rateLimitBurstSeconds: 10, rateLimitUserPerSecond: 100 });
+    t = await startTestApp({ redisUrl: undefined, rateLimitBurstSeconds: 10, rateLimitUserPerSecond: 100, loginLockoutFailures: 3, loginLockoutSeconds: LOCKOUT_SECONDS, loginAccountFailures: 8 });
+    await t.app.listen(0, '127.0.0.1');
+    port = (t.app.getHttpServer().address() as AddressInfo).port;
     const owner = new Client({ connectionString: t.db.ownerUrl });
     await owner.connect();
     await owner.query(`INSERT INTO control.plans (id, name, default_tier, rate_limit_per_second) VALUES ($1, 'Slow', 'pool', 1)`, [SLOW_PLAN]);
@@ -279,5 +284,17 @@ describe('rate limits without Redis (npm start on the embedded default, no REDIS
     expect(refused[0].body.error).toBe('rate_limited');
     expect(refused[0].headers['retry-after']).toBe('1');
     expect(refused[0].headers['ratelimit-limit']).toBe('10');
+  });
+
+  it("remembers the owner's address in memory too: a spread guess does not lock out an address the owner logged in from", async () => {
+    // Reproduces a bug: the in-memory store keeps a key with setTimeout, which Node fires at once
+    // past 2^31 ms (~24.8 days); KNOWN_ADDRESS_SECONDS was 30 days, so the owner's address was forgotten at once.
+    const tenant = await t.onboard('rl-known-local', 'pool');
+    const ownerAddress = '127.0.4.1';
+    expect((await login(ownerAddress, tenant, tenant.email, tenant.password)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 8; i++) expect((await login(`127.0.4.${10 + i}`, tenant, tenant.email, `guess-${i}`)).status).toBe(401);
+    expect((await login('127.0.4.50', tenant, tenant.email, tenant.password)).status).toBe(429);
+    expect((await login(ownerAddress, tenant, tenant.email, tenant.password)).status).toBe(200);
   });
 });

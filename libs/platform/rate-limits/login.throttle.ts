@@ -12,14 +12,25 @@ import { rateLimitKeyPrefix } from './request.rate-limits';
  * Anonymous routes cost a scrypt or a control-plane query anyway, so one Redis round trip here
  * is not the hot path the tenant limits avoid it on.
  */
+/**
+ * The longest window the in-memory store can keep: it expires keys with setTimeout, which Node
+ * fires at once (after 1 ms) for anything past 2^31 - 1 ms (~24.8 days). Used without Redis, and
+ * as the Redis limiters' insurance.
+ */
+const MEMORY_STORE_MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function limiter(config: StrataConfig, redis: RedisClient, what: string, points: number, duration: number): RateLimiterAbstract {
+  if (duration > MEMORY_STORE_MAX_SECONDS) throw new Error(`login limits: a ${what} window of ${duration} s is longer than the in-memory store can hold (${MEMORY_STORE_MAX_SECONDS} s)`);
   const options: IRateLimiterOptions = { keyPrefix: rateLimitKeyPrefix(config, what), points, duration };
   const memory = new RateLimiterMemory(options);
   return redis ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true, insuranceLimiter: memory }) : memory;
 }
 
-/** How long a successful login makes its address known to the account (exempt from the account-wide lock). */
-export const KNOWN_ADDRESS_SECONDS = 30 * 86_400;
+/**
+ * How long a successful login makes its address known to the account (exempt from the account-wide
+ * lock): 24 days, within what the in-memory store can hold (30 days was forgotten at once without Redis).
+ */
+export const KNOWN_ADDRESS_SECONDS = 24 * 86_400;
 
 function refused(res: RateLimiterRes, message: string): never {
   const seconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
