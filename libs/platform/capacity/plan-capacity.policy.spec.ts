@@ -22,10 +22,11 @@ const plan = (id: string, capacity: Partial<Plan['capacity']>): Plan => ({
 });
 
 /** The plans a catalogue would read from control.plans; `rows` can change between reads. */
-function catalogOf(rows: Plan[]): PlanCatalog & { rows: Plan[]; reads: number } {
-  const catalog = { rows, reads: 0, list: async () => (catalog.reads++, catalog.rows) };
-  return catalog as unknown as PlanCatalog & { rows: Plan[]; reads: number };
+function catalogOf(rows: Plan[]): PlanCatalog & { rows: Plan[]; reads: number; version: number } {
+  const catalog = { rows, reads: 0, version: 0, list: async () => (catalog.reads++, catalog.rows), refresh: () => undefined };
+  return catalog as unknown as PlanCatalog & { rows: Plan[]; reads: number; version: number };
 }
+const settle = () => new Promise((r) => setImmediate(r));
 
 describe('PlanCapacityPolicy', () => {
   it("fills a plan's unset capacity with the instance's defaults, and gives unknown plans the defaults", async () => {
@@ -65,5 +66,42 @@ describe('PlanCapacityPolicy', () => {
     const reads = catalog.reads;
     for (let i = 0; i < 100; i++) policy.of('free');
     expect(catalog.reads).toBe(reads);
+  });
+
+  it('reads the plans again at once for a plan added since (not the defaults for a TTL), at most once a second', async () => {
+    const catalog = catalogOf([plan('standard', {})]);
+    const policy = new PlanCapacityPolicy(catalog, config);
+    await policy.refresh();
+    catalog.rows = [plan('standard', {}), plan('bench', { maxConcurrentRequests: 1000 })];
+    expect(policy.of('bench').maxConcurrentRequests).toBe(8);
+    await settle();
+    expect(policy.of('bench').maxConcurrentRequests).toBe(1000);
+    // A record naming a plan that does not exist: one more read a second, not one per request.
+    let now = Date.now() + 5000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const reads = catalog.reads;
+      for (let i = 0; i < 5; i++) policy.of('no-such-plan');
+      await settle();
+      expect(catalog.reads).toBe(reads + 1);
+      now += 1000;
+      policy.of('no-such-plan');
+      await settle();
+      expect(catalog.reads).toBe(reads + 2);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it('applies a plan edit published to every instance at once, without waiting for its TTL', async () => {
+    const catalog = catalogOf([plan('free', { maxConcurrentRequests: 2 })]);
+    const policy = new PlanCapacityPolicy(catalog, config);
+    await policy.refresh();
+    catalog.rows = [plan('free', { maxConcurrentRequests: 5 })];
+    expect(policy.of('free').maxConcurrentRequests).toBe(2);
+    catalog.version++;
+    policy.of('free');
+    await settle();
+    expect(policy.of('free').maxConcurrentRequests).toBe(5);
   });
 });

@@ -31,6 +31,10 @@ export class PlanCapacityPolicy implements UnitBudgetPolicy, JobConcurrencyPolic
   private readonly ttlMs: number;
   private byPlan = new Map<string, ResolvedCapacity>();
   private loadedAt = Number.NEGATIVE_INFINITY;
+  /** The catalogue's version the capacities were read under: a plan edit on any instance changes it. */
+  private loadedVersion = Number.NaN;
+  /** When a plan unknown here last made the catalogue read again (at most once a second). */
+  private unknownAt = Number.NEGATIVE_INFINITY;
   private loading: Promise<void> | undefined;
 
   constructor(
@@ -56,8 +60,19 @@ export class PlanCapacityPolicy implements UnitBudgetPolicy, JobConcurrencyPolic
 
   /** The capacity of a tenant on `plan`; the defaults for none or an unknown one. */
   of(plan: string | undefined): ResolvedCapacity {
-    if (Date.now() - this.loadedAt > this.ttlMs) void this.refresh();
-    return (plan !== undefined && this.byPlan.get(plan)) || this.defaults;
+    const now = Date.now();
+    if (now - this.loadedAt > this.ttlMs || this.catalog.version !== this.loadedVersion) void this.refresh();
+    if (plan === undefined) return this.defaults;
+    const found = this.byPlan.get(plan);
+    if (found) return found;
+    // A plan added since the last read (a tenant is on it already): read again now rather than give
+    // its tenants the defaults for a TTL. Throttled, so a record naming a missing plan costs one read a second.
+    if (now - this.unknownAt >= 1000) {
+      this.unknownAt = now;
+      this.catalog.refresh();
+      void this.refresh();
+    }
+    return this.defaults;
   }
 
   writeBudgetsOf(plan: string | undefined): UnitBudgets {
@@ -74,7 +89,10 @@ export class PlanCapacityPolicy implements UnitBudgetPolicy, JobConcurrencyPolic
 
   /** Re-reads the plans (one query, shared by concurrent callers); a failure keeps what was known. */
   refresh(): Promise<void> {
-    this.loading ??= this.catalog
+    if (this.loading) return this.loading;
+    // Taken before the read: an edit published while it runs makes its answer stale at once.
+    const version = this.catalog.version;
+    this.loading = this.catalog
       .list()
       .then((plans) => {
         this.byPlan = new Map(plans.map((p) => [p.id, this.resolve(p)]));
@@ -83,6 +101,7 @@ export class PlanCapacityPolicy implements UnitBudgetPolicy, JobConcurrencyPolic
       .finally(() => {
         // Failed or not, the next try waits a TTL: a control plane that is down is not asked per request.
         this.loadedAt = Date.now();
+        this.loadedVersion = version;
         this.loading = undefined;
       });
     return this.loading;

@@ -99,6 +99,14 @@ export class PlanCatalog {
   }
 
   /**
+   * Changes whenever plans may have changed on some instance (an edit publishes the registry's
+   * invalidate-all): caches derived from the catalogue compare it with the value they loaded under.
+   */
+  get version(): number {
+    return this.registry.generation;
+  }
+
+  /**
    * The plan from what is loaded and fresh, without awaiting: undefined when the catalogue would
    * have to (re)load first, so per-request callers take the async path only then.
    */
