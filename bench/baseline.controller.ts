@@ -30,7 +30,7 @@ import { Invoice, ListInvoicesQuery, type InvoiceView } from '#strata/invoices';
 // Not in those libs' public APIs; the bench is outside the lib boundary rules (npm run lint:deps checks apps and libs).
 import { CreateInvoiceDto, toInvoiceView } from '../libs/domain/invoices/invoices.dto';
 import { WebhookEndpoint } from '../libs/domain/webhooks/webhook-endpoint.entity';
-import { reserveUsage } from '../libs/platform/plans/usage.counters';
+import { takeStatement } from '../libs/platform/plans/usage.counters';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** libs/domain/invoices' INVOICE_CREATED (not exported from its index). */
@@ -113,8 +113,7 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
    *   START TRANSACTION                                   (its own round trip, awaited)
    *   INSERT INTO invoices … RETURNING id, created_at      (InvoicesRepository.insert: same create() + insert(), tenant_id explicit)
    *   SELECT endpoint ids subscribed to invoice.created   (WebhookEndpointsRepository.subscribedTo's query, tenant_id explicit)
-   *   INSERT INTO usage_counters … ON CONFLICT DO UPDATE  (PlanLimits' reservation, run last by beforeCommit: reserveUsage; no limit, the bench's plan is enterprise)
-   *   COMMIT
+   *   SELECT usage_take(…) + COMMIT                     (PlanLimits' reservation, pipelined with the COMMIT in one write as commitWith sends it; no limit, the bench's plan is enterprise)
    *
    * then the same InvoiceView, and a unique violation mapped to 409 invoice_number_taken.
    *
@@ -127,13 +126,18 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
    * than silently doing less than the tenant route. One protocol difference, in the tenant route's
    * favour: TenantConnectionManager.transaction pipelines BEGIN and the tenant setup with the first
    * statement (one round trip), while TypeORM's transaction awaits START TRANSACTION first, so the
-   * baseline makes 4 sequential round trips where the tenant route makes 3.
+   * baseline makes 4 sequential round trips where the tenant route makes 3 (both send the take
+   * and the COMMIT together).
    */
   @Post('invoices')
   async createInvoice(@Headers('x-bench-tenant-id') tenantHeader: string | undefined, @Body() body: CreateInvoiceDto): Promise<InvoiceView> {
     const tenantId = tenantOf(tenantHeader);
     try {
-      const invoice = await this.ds.transaction(async (manager) => {
+      const qr = this.ds.createQueryRunner('master');
+      let invoice: Invoice;
+      try {
+        await qr.startTransaction();
+        const manager = qr.manager;
         const created = manager.create(Invoice, { number: body.number, amount: body.amount, currency: body.currency, tenantId });
         // INSERT … RETURNING fills id and createdAt into `created`.
         await manager.insert(Invoice, created);
@@ -146,10 +150,23 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
         if (endpoints.length > 0) {
           throw new Error('bench baseline: the tenant has webhook endpoints; this route does not write their outbox rows, so it would not match POST /invoices');
         }
-        // PlanLimits runs its reservation last, just before COMMIT (no limit: one of the counter's shard rows).
-        await reserveUsage(manager, tenantId, `invoices:${new Date().toISOString().slice(0, 7)}`, 1, null);
-        return created;
-      });
+        // PlanLimits' take, pipelined with the COMMIT in one write as TenantConnectionManager.commitWith sends it.
+        const client = (await qr.connect()) as PipelinedClient;
+        const take = takeStatement(tenantId, `invoices:${new Date().toISOString().slice(0, 7)}`, 1, null);
+        client.connection?.stream?.cork?.();
+        const taken = client.query(take.sql, take.params);
+        const commit = client.query('COMMIT');
+        client.connection?.stream?.uncork?.();
+        await Promise.all([taken, commit]);
+        // Committed behind TypeORM's back: tell it, so release() does not think a transaction is open.
+        (qr as unknown as { isTransactionActive: boolean }).isTransactionActive = false;
+        invoice = created;
+      } catch (err) {
+        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+        throw err;
+      } finally {
+        await qr.release();
+      }
       return toInvoiceView(invoice);
     } catch (err) {
       if (err instanceof QueryFailedError && (err.driverError as { code?: string } | undefined)?.code === UNIQUE_VIOLATION) {
@@ -158,6 +175,12 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
       throw err;
     }
   }
+}
+
+/** The pg client under a QueryRunner: its socket, to send two pipelined statements in one write. */
+interface PipelinedClient {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  connection?: { stream?: { cork?(): void; uncork?(): void } };
 }
 
 function tenantOf(header: string | undefined): string {

@@ -225,9 +225,37 @@ describe('tenant connection manager', () => {
       expect(await countByName(t, 'before-commit-doomed-too')).toBe(0);
     });
 
+    it.each(TIERS)('sends %s commit statements in order with the COMMIT; one that raises rolls the whole unit back and its failure is the unit\'s error', async (tier) => {
+      const t = tenants[tier];
+      await fx.inTenant(t, async (em) => {
+        await em.query(`INSERT INTO projects (name) VALUES ('commit-with-kept')`);
+        fx.conn.commitWith(() => [{ sql: `INSERT INTO projects (name) VALUES ($1)`, params: ['commit-with-kept-too'] }]);
+      });
+      expect(await countByName(t, 'commit-with-kept')).toBe(1);
+      expect(await countByName(t, 'commit-with-kept-too')).toBe(1);
+
+      class Refused extends Error {}
+      const err = await rejectionOf(
+        fx.inTenant(t, async (em) => {
+          await em.query(`INSERT INTO projects (name) VALUES ('commit-with-doomed')`);
+          fx.conn.commitWith(() => [
+            { sql: `INSERT INTO projects (name) VALUES ($1)`, params: ['commit-with-doomed-too'] },
+            { sql: `SELECT 1 / 0`, failure: (e) => ((e as { code?: string }).code === '22012' ? new Refused('refused at commit') : undefined) },
+          ]);
+        }),
+      );
+      expect(err).toBeInstanceOf(Refused);
+      expect(await countByName(t, 'commit-with-doomed')).toBe(0);
+      expect(await countByName(t, 'commit-with-doomed-too')).toBe(0);
+      // The connection went back clean: the next unit on it commits.
+      await fx.inTenant(t, async (em) => void (await em.query(`INSERT INTO projects (name) VALUES ('commit-with-after')`)));
+      expect(await countByName(t, 'commit-with-after')).toBe(1);
+    });
+
     it('refuses a before-commit hook outside a unit of work and inside a read unit', async () => {
       fx.ctx.run({ tenant: tenants.pool.placement }, () => {
         expect(() => fx.conn.beforeCommit(async () => undefined)).toThrow(/no open tenant transaction: call beforeCommit\(\) inside/);
+        expect(() => fx.conn.commitWith(() => [])).toThrow(/no open tenant transaction: call commitWith\(\) inside/);
       });
       expect(() => fx.conn.beforeCommit(async () => undefined)).toThrow(MissingTenantContextError);
       const err = await rejectionOf(fx.readInTenant(tenants.pool, async () => fx.conn.beforeCommit(async () => undefined)));

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { TenantRegistry } from '#strata/control-plane';
-import { TenantConnectionManager, TenantContext } from '#strata/tenancy';
+import { TenantConnectionManager, TenantContext, type CommitStatement } from '#strata/tenancy';
 import { PlanCatalog } from './plan.catalog';
 import { PlanLimitReachedError, type QuotaMetric } from './plans.errors';
-import { counterOf, releaseUsage, reserveUsage } from './usage.counters';
+import { counterOf, isUsageRefusal, releaseStatement, takeStatement } from './usage.counters';
 
 /** What one unit of work has asked for, per counter, until its commit. */
 interface PendingUsage {
@@ -19,8 +19,8 @@ interface PendingUsage {
  * the registry and the plan catalogue (both cached per instance, invalidated across instances).
  *
  * The counter statements are not run where the domain calls: they are collected per unit of work and
- * run as its last statements, just before its COMMIT (TenantConnectionManager.beforeCommit), one
- * per counter, in counter order. Whatever row it locks is then held for the commit only, not for
+ * sent as its last statements in the same round trip as its COMMIT (TenantConnectionManager.commitWith),
+ * one per counter, in counter order; a refusal raises (SQLSTATE SU002), so that COMMIT rolls back. Whatever row it locks is then held for the commit only, not for
  * the create's insert, listeners and outbox writes; and the row is one of the counter's 16 shards
  * (usage.counters.ts: an exact escrow of the headroom when there is a limit), so concurrent creates
  * of one tenant rarely meet at all. A refusal (402) rolls the unit back.
@@ -71,19 +71,24 @@ export class PlanLimits {
     pending = { reserve: new Map(), release: new Map() };
     this.pending.set(em, pending);
     const mine = pending;
-    this.connections.beforeCommit(async (manager) => {
+    this.connections.commitWith(() => {
       this.pending.delete(em);
+      const statements: CommitStatement[] = [];
       // One fixed order of row locks across units: two units touching the same two counters cannot deadlock.
       const counters = [...new Set([...mine.release.keys(), ...mine.reserve.keys()])].sort();
       for (const counter of counters) {
         // Gives back first: a unit that deletes one file and stores another needs only the difference.
         const given = mine.release.get(counter);
-        if (given) await releaseUsage(manager, tenantId, counter, given);
+        if (given) statements.push(releaseStatement(tenantId, counter, given));
         const taken = mine.reserve.get(counter);
-        if (taken && !(await reserveUsage(manager, tenantId, counter, taken.amount, taken.limit))) {
-          throw new PlanLimitReachedError(taken.metric, taken.limit!, taken.plan);
+        if (taken) {
+          statements.push({
+            ...takeStatement(tenantId, counter, taken.amount, taken.limit),
+            failure: (err) => (isUsageRefusal(err) ? new PlanLimitReachedError(taken.metric, taken.limit!, taken.plan) : undefined),
+          });
         }
       }
+      return statements;
     });
     return pending;
   }

@@ -35,6 +35,9 @@ export const COUNTER_SHARDS = 16;
  */
 const RESERVE_SQL = `SELECT usage_reserve($1::uuid, $2, $3::bigint, $4::bigint, $5::int) AS reserved`;
 
+const TAKE_SQL = `SELECT usage_take($1::uuid, $2, $3::bigint, $4::bigint, $5::int)`;
+const USAGE_REFUSED = 'SU002';
+
 /** Folds the shards into the counter's row and takes `$3` off it (never below 0). */
 const RELEASE_SQL = `SELECT usage_release($1::uuid, $2, $3::bigint)`;
 
@@ -44,6 +47,24 @@ const READ_SQL = `
    WHERE tenant_id = $1::uuid
      AND id = ANY(ARRAY(SELECT md5(m || s)::uuid FROM unnest($2::text[]) m, unnest(ARRAY[''] || ARRAY(SELECT '#' || g FROM generate_series(0, ${COUNTER_SHARDS - 1}) g)) s))
    GROUP BY 1`;
+
+/**
+ * The statement PlanLimits sends with the unit's COMMIT: the tenant home's `usage_take`
+ * (migrations/tenant/0012), usage_reserve that raises SU002 instead of answering false, so the
+ * COMMIT pipelined behind it rolls the unit back.
+ */
+export function takeStatement(tenantId: string, counter: string, amount: number, limit: number | null): { sql: string; params: unknown[] } {
+  return { sql: TAKE_SQL, params: [tenantId, counter, amount, limit, Math.floor(Math.random() * COUNTER_SHARDS)] };
+}
+
+export function releaseStatement(tenantId: string, counter: string, amount: number): { sql: string; params: unknown[] } {
+  return { sql: RELEASE_SQL, params: [tenantId, counter, amount] };
+}
+
+/** A usage_take refusal (SQLSTATE SU002). */
+export function isUsageRefusal(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === USAGE_REFUSED;
+}
 
 /** True when reserved; false when it would pass the limit (the caller must roll its unit back). */
 export async function reserveUsage(em: EntityManager, tenantId: string, counter: string, amount: number, limit: number | null): Promise<boolean> {

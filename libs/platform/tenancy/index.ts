@@ -3,5 +3,5 @@
 // domain libs off it).
 export { TenancyModule } from './tenancy.module';
 export { TenantContext, MissingTenantContextError } from './tenant.context';
-export { TenantConnectionManager } from './tenant-connection.manager';
+export { TenantConnectionManager, type CommitStatement, type CommitStatements } from './tenant-connection.manager';
 export type { TenantPlacement, TenantScope, TenantUnitScope, SystemScope, SystemTenant } from './tenant.types';

@@ -37,12 +37,27 @@ const BEFORE_COMMIT = Symbol('strata:before-commit');
 /** A statement a unit runs last, just before its COMMIT, on the unit's own connection. */
 export type BeforeCommitHook = (manager: EntityManager) => Promise<void>;
 
+/**
+ * A statement sent in the same round trip as the unit's COMMIT (see commitWith()). It must signal
+ * a refusal by raising, not by its answer: its answer is read only after the COMMIT was sent.
+ */
+export interface CommitStatement {
+  sql: string;
+  params?: unknown[];
+  /** The unit's error when this statement fails (e.g. a quota refusal's SQLSTATE); undefined: the driver's. */
+  failure?(err: unknown): Error | undefined;
+}
+/** Called once, after the work and the before-commit hooks: the statements to send with the COMMIT. */
+export type CommitStatements = () => CommitStatement[];
+const COMMIT_WITH = Symbol('strata:commit-with');
+
 /** What an open unit of work keeps in its (child) CLS context. */
 interface UnitEntries {
   [OPEN_MANAGER]?: EntityManager;
   [OPEN_READ]?: true;
   [AFTER_COMMIT]?: Array<() => Promise<void> | void>;
   [BEFORE_COMMIT]?: BeforeCommitHook[];
+  [COMMIT_WITH]?: CommitStatements[];
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -377,9 +392,10 @@ export class TenantConnectionManager {
     const { driver, lease } = await this.enter(tenant);
     const afterCommit: Array<() => Promise<void> | void> = [];
     const beforeCommit: BeforeCommitHook[] = [];
+    const commitWith: CommitStatements[] = [];
     let result: T;
     try {
-      result = await this.runEntered(lease.dataSource, tenant, setup, work, { afterCommit, beforeCommit }, cancellation, prepared);
+      result = await this.runEntered(lease.dataSource, tenant, setup, work, { afterCommit, beforeCommit, commitWith }, cancellation, prepared);
     } finally {
       driver.leave(lease);
     }
@@ -533,6 +549,27 @@ export class TenantConnectionManager {
     hooks.push(hook);
   }
 
+  /**
+   * Sends `statements()` with the open write unit's COMMIT, in one round trip (one socket write):
+   * for the last statements of a unit that need no answer before it commits (the plans lib's quota
+   * counters, whose refusal raises). A failing statement aborts the transaction, so the COMMIT
+   * behind it answers ROLLBACK: nothing of the unit is kept and the statement's failure is the
+   * unit's error. Saves the round trip (and the write) a before-commit hook costs on every create.
+   */
+  commitWith(statements: CommitStatements): void {
+    const unit = this.unit();
+    const open = unit?.[OPEN_MANAGER];
+    const producers = unit?.[COMMIT_WITH];
+    if (open && unit[OPEN_READ]) {
+      throw new Error('commitWith() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
+    }
+    if (!open || !producers) {
+      this.context.require('a commit statement');
+      throw new Error('no open tenant transaction: call commitWith() inside tenantConnectionManager.transaction(() => …)');
+    }
+    producers.push(statements);
+  }
+
   private openManager(): EntityManager | undefined {
     return this.unit()?.[OPEN_MANAGER];
   }
@@ -555,7 +592,7 @@ export class TenantConnectionManager {
     tenant: TenantPlacement,
     setup: string,
     work: (m: EntityManager) => Promise<T>,
-    hooks: { afterCommit: Array<() => Promise<void> | void>; beforeCommit: BeforeCommitHook[] },
+    hooks: { afterCommit: Array<() => Promise<void> | void>; beforeCommit: BeforeCommitHook[]; commitWith: CommitStatements[] },
     cancellation: UnitCancellation | undefined,
     prepared: boolean,
   ): Promise<T> {
@@ -586,7 +623,7 @@ export class TenantConnectionManager {
       qr.isTransactionActive = true;
       qr.transactionDepth = 1;
       try {
-        const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: hooks.afterCommit, [BEFORE_COMMIT]: hooks.beforeCommit }, () =>
+        const result = await this.runInUnit({ [OPEN_MANAGER]: qr.manager, [AFTER_COMMIT]: hooks.afterCommit, [BEFORE_COMMIT]: hooks.beforeCommit, [COMMIT_WITH]: hooks.commitWith }, () =>
           work(qr.manager),
         );
         await entered;
@@ -598,9 +635,29 @@ export class TenantConnectionManager {
         // COMMIT ourselves to read its command tag: a transaction in which a statement failed (and the
         // work caught it and went on) answers COMMIT with ROLLBACK. TypeORM's commitTransaction()
         // resolves either way, so the caller would be told its data is stored when none of it is.
-        const committed = (await client.query('COMMIT')) as unknown as { command?: string };
+        const finals = hooks.commitWith.flatMap((produce) => produce());
+        if (finals.length === 0) {
+          const committed = (await client.query('COMMIT')) as unknown as { command?: string };
+          qr.isTransactionActive = false;
+          qr.transactionDepth = 0;
+          if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
+          return result;
+        }
+        // Pipelined, in one socket write: the statements in order, then the COMMIT. A statement
+        // that fails aborts the transaction, and the COMMIT behind it answers ROLLBACK.
+        stream?.cork?.();
+        const sent = finals.map((f) => client.query(f.sql, f.params as unknown[]));
+        const commit = client.query('COMMIT') as unknown as Promise<{ command?: string }>;
+        stream?.uncork?.();
+        const outcomes = await Promise.allSettled(sent);
+        const committed = await commit;
         qr.isTransactionActive = false;
         qr.transactionDepth = 0;
+        const failed = outcomes.findIndex((o) => o.status === 'rejected');
+        if (failed >= 0) {
+          const reason = (outcomes[failed] as PromiseRejectedResult).reason;
+          throw finals[failed].failure?.(reason) ?? reason;
+        }
         if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
         return result;
       } catch (err) {
