@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   Body,
   Controller,
@@ -112,8 +113,9 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
    *
    *   START TRANSACTION                                   (its own round trip, awaited)
    *   INSERT INTO invoices … RETURNING id, created_at      (InvoicesRepository.insert: same create() + insert(), tenant_id explicit)
-   *   SELECT endpoint ids subscribed to invoice.created   (WebhookEndpointsRepository.subscribedTo's query, tenant_id explicit)
-   *   SELECT usage_take(…) + COMMIT                     (PlanLimits' reservation, pipelined with the COMMIT in one write as commitWith sends it; no limit, the bench's plan is enterprise)
+   *   INSERT INTO webhook_deliveries … SELECT … + SELECT usage_take(…) + COMMIT
+   *        (the outbox's deliveries and PlanLimits' reservation, pipelined with the COMMIT in one
+   *         write as commitWith sends them; no limit, the bench's plan is enterprise)
    *
    * then the same InvoiceView, and a unique violation mapped to 409 invoice_number_taken.
    *
@@ -141,23 +143,19 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
         const created = manager.create(Invoice, { number: body.number, amount: body.amount, currency: body.currency, tenantId });
         // INSERT … RETURNING fills id and createdAt into `created`.
         await manager.insert(Invoice, created);
-        const endpoints = await manager
-          .createQueryBuilder(WebhookEndpoint, 'endpoint')
-          .select('endpoint.id', 'id')
-          .where('endpoint.tenantId = :tenantId', { tenantId })
-          .andWhere(':eventType = ANY(endpoint.events)', { eventType: INVOICE_CREATED })
-          .getRawMany<{ id: string }>();
-        if (endpoints.length > 0) {
-          throw new Error('bench baseline: the tenant has webhook endpoints; this route does not write their outbox rows, so it would not match POST /invoices');
-        }
-        // PlanLimits' take, pipelined with the COMMIT in one write as TenantConnectionManager.commitWith sends it.
+        // The outbox's INSERT … SELECT of deliveries for subscribed endpoints and PlanLimits' take,
+        // pipelined with the COMMIT in one write, as TenantConnectionManager.commitWith sends them.
         const client = (await qr.connect()) as PipelinedClient;
         const take = takeStatement(tenantId, `invoices:${new Date().toISOString().slice(0, 7)}`, 1, null);
         client.connection?.stream?.cork?.();
+        const outbox = client.query(OUTBOX_SQL, [tenantId, randomUUID(), INVOICE_CREATED, JSON.stringify(toInvoiceView(created))]) as Promise<{ rows: unknown[] }>;
         const taken = client.query(take.sql, take.params);
         const commit = client.query('COMMIT');
         client.connection?.stream?.uncork?.();
-        await Promise.all([taken, commit]);
+        const [made] = await Promise.all([outbox, taken, commit]);
+        if (made.rows.length > 0) {
+          throw new Error('bench baseline: the tenant has webhook endpoints; this route does not enqueue their deliveries, so it would not match POST /invoices');
+        }
         // Committed behind TypeORM's back: tell it, so release() does not think a transaction is open.
         (qr as unknown as { isTransactionActive: boolean }).isTransactionActive = false;
         invoice = created;
@@ -176,6 +174,12 @@ export class BaselineController implements OnModuleInit, OnApplicationShutdown {
     }
   }
 }
+
+/** WebhookDeliveriesRepository.pendingForSubscribers' statement. */
+const OUTBOX_SQL = `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
+  SELECT e.tenant_id, e.id, $2::uuid, $3, $4::jsonb FROM webhook_endpoints e
+   WHERE e.tenant_id = $1::uuid AND $3 = ANY(e.events) AND e.enabled AND e.deleted_at IS NULL
+  RETURNING id, event_type`;
 
 /** The pg client under a QueryRunner: its socket, to send two pipelined statements in one write. */
 interface PipelinedClient {

@@ -39,6 +39,22 @@ export class WebhookDeliveriesRepository {
     return rows;
   }
 
+  /**
+   * One pending delivery of the event per endpoint subscribed to it, as one INSERT … SELECT to send
+   * with the unit's COMMIT (TenantConnectionManager.commitWith): the outbox needs no answer before
+   * the commit, so a write that emits an event pays no round trip for it. Disabled and deleted
+   * endpoints get none. Returns `id, event_type` of the rows it made.
+   */
+  pendingForSubscribers(event: { id: string; type: string; data: object }): { sql: string; params: unknown[] } {
+    return {
+      sql: `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id, event_type, payload)
+            SELECT e.tenant_id, e.id, $2::uuid, $3, $4::jsonb FROM webhook_endpoints e
+             WHERE e.tenant_id = $1::uuid AND $3 = ANY(e.events) AND e.enabled AND e.deleted_at IS NULL
+            RETURNING id, event_type`,
+      params: [this.context.tenant.id, event.id, event.type, JSON.stringify(event.data)],
+    };
+  }
+
   findById(id: string): Promise<WebhookDelivery | null> {
     return this.connections.manager.findOneBy(WebhookDelivery, { tenantId: this.context.tenant.id, id });
   }

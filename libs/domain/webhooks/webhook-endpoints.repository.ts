@@ -76,20 +76,6 @@ export class WebhookEndpointsRepository {
     return applyKeysetWindow(query, 'endpoint', window).getMany();
   }
 
-  /** Ids of the endpoints subscribed to `eventType` (a tenant has few endpoints: no index needed). */
-  async subscribedTo(eventType: string): Promise<string[]> {
-    const rows = await this.connections.manager
-      .createQueryBuilder(WebhookEndpoint, 'endpoint')
-      .select('endpoint.id', 'id')
-      .where('endpoint.tenantId = :tenantId', { tenantId: this.context.tenant.id })
-      .andWhere(':eventType = ANY(endpoint.events)', { eventType })
-      // Disabled and deleted endpoints get no new deliveries.
-      .andWhere('endpoint.enabled')
-      .andWhere('endpoint.deletedAt IS NULL')
-      .getRawMany<{ id: string }>();
-    return rows.map((r) => r.id);
-  }
-
   /**
    * Soft delete: false when the tenant has no live endpoint with this id. The row stays (secret
    * cleared of its grace) so its delivery log outlives it; pruneDeleted() removes it later.

@@ -5,7 +5,6 @@ import { JobsUnavailableError, TenantJobProducer } from '#strata/jobs';
 import { TenantConnectionManager } from '#strata/tenancy';
 import { WebhookDeliveriesRepository } from './webhook-deliveries.repository';
 import type { WebhookDelivery } from './webhook-delivery.entity';
-import { WebhookEndpointsRepository } from './webhook-endpoints.repository';
 import { WEBHOOK_DELIVERY_QUEUE, WEBHOOKS_OPTIONS, type WebhookDeliveryEventType, type WebhookEventType, type WebhooksOptions } from './webhooks.options';
 
 /** What a delivery job carries besides its tenant envelope: only the row to send. */
@@ -53,21 +52,25 @@ export class WebhookOutbox {
 
   constructor(
     private readonly connections: TenantConnectionManager,
-    private readonly endpoints: WebhookEndpointsRepository,
     private readonly deliveries: WebhookDeliveriesRepository,
     private readonly producer: TenantJobProducer,
     @Inject(WEBHOOKS_OPTIONS) private readonly options: WebhooksOptions,
   ) {}
 
-  /** Returns how many deliveries it recorded (0 when no endpoint of the tenant subscribes). */
-  record(type: WebhookEventType, data: object): Promise<number> {
+  /**
+   * Records the event for every endpoint subscribed to it, with the unit's COMMIT: the deliveries'
+   * INSERT … SELECT goes in the COMMIT's round trip (commitWith), so the write that emits the event
+   * waits for nothing more; their jobs are enqueued after the commit.
+   */
+  record(type: WebhookEventType, data: object): Promise<void> {
     // transaction() joins the caller's open unit of work; it opens one only when there is none.
     return this.connections.transaction(async () => {
-      const endpointIds = await this.endpoints.subscribedTo(type);
-      if (endpointIds.length === 0) return 0;
-      const rows = await this.deliveries.insertPending(endpointIds, { id: randomUUID(), type, data });
-      this.enqueueAfterCommit(rows);
-      return rows.length;
+      const statement = this.deliveries.pendingForSubscribers({ id: randomUUID(), type, data });
+      let rows: Array<Pick<WebhookDelivery, 'id' | 'eventType'>> = [];
+      this.connections.commitWith(() => [
+        { ...statement, committed: (made) => (rows = made.map((r) => ({ id: String(r.id), eventType: String(r.event_type) }))) },
+      ]);
+      this.enqueueAfterCommit(() => rows);
     });
   }
 
@@ -78,14 +81,16 @@ export class WebhookOutbox {
   recordFor(endpointId: string, event: { id?: string; type: WebhookDeliveryEventType | string; data: object }, redeliveryOf: string | null = null): Promise<WebhookDelivery> {
     return this.connections.transaction(async () => {
       const [row] = await this.deliveries.insertPending([endpointId], { id: event.id ?? randomUUID(), type: event.type, data: event.data }, redeliveryOf);
-      this.enqueueAfterCommit([row]);
+      this.enqueueAfterCommit(() => [row]);
       return row;
     });
   }
 
-  private enqueueAfterCommit(rows: WebhookDelivery[]): void {
-    const jobs = rows.map((d) => deliveryJob(d, this.options));
+  /** `rows()` is read after the commit: the outbox's rows are known only then. */
+  private enqueueAfterCommit(rows: () => Array<Pick<WebhookDelivery, 'id' | 'eventType'>>): void {
     this.connections.afterCommit(async () => {
+      const jobs = rows().map((d) => deliveryJob(d, this.options));
+      if (jobs.length === 0) return;
       try {
         await this.producer.addBulk(WEBHOOK_DELIVERY_QUEUE, jobs);
       } catch (err) {

@@ -46,6 +46,8 @@ export interface CommitStatement {
   params?: unknown[];
   /** The unit's error when this statement fails (e.g. a quota refusal's SQLSTATE); undefined: the driver's. */
   failure?(err: unknown): Error | undefined;
+  /** The statement's rows, once the unit has committed (before its after-commit callbacks run). */
+  committed?(rows: Array<Record<string, unknown>>): void;
 }
 /** Called once, after the work and the before-commit hooks: the statements to send with the COMMIT. */
 export type CommitStatements = () => CommitStatement[];
@@ -659,6 +661,7 @@ export class TenantConnectionManager {
           throw finals[failed].failure?.(reason) ?? reason;
         }
         if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
+        finals.forEach((f, i) => f.committed?.(((outcomes[i] as PromiseFulfilledResult<{ rows?: Array<Record<string, unknown>> }>).value?.rows ?? [])));
         return result;
       } catch (err) {
         try {
