@@ -75,6 +75,33 @@ describe('placement fence', () => {
     expect(await names(fx.db.name, moved.schemaName, t.id)).toEqual(['after-drop']);
   });
 
+  it('follows the move when the old home is dropped under a unit in flight (its connection terminated), instead of answering 503', async () => {
+    // Reproduces bench:move with a worker executor: the API still routed a unit to the old silo
+    // database when the worker dropped it (retention 0, DROP DATABASE … WITH (FORCE)); the unit's
+    // connection died (57P01 / EPIPE) and the client got 503 tenant_unavailable.
+    const t = await fx.onboard('silo', 'fence-dropped-under');
+    const moved = await moveToBridge(t);
+    // Not retired for this test's unit: it started before the cutover, as one on a stale placement can.
+    await fx.ownerQuery(`DELETE FROM strata_fence.retired_homes WHERE tenant_id = $1`, [t.id], t.database);
+    const started = deferred<void>();
+    let runs = 0;
+    const unit = fx.inTenant(t, async (em) => {
+      runs++;
+      if (runs === 1) {
+        started.resolve();
+        await em.query(`SELECT pg_sleep(5)`);
+      }
+      await em.query(`INSERT INTO projects (name) VALUES ('after-drop-in-flight')`);
+    });
+    await started.promise;
+    await sleep(100);
+    const drivers = fx.module.get(TierDrivers);
+    await drivers.of('silo').drop(drivers.of('silo').homeOf(t.placement, (await fx.registry.findPool('main-silo'))!), t.id);
+    await unit;
+    expect(runs).toBe(2);
+    expect(await names(fx.db.name, moved.schemaName, t.id)).toEqual(['after-drop-in-flight']);
+  });
+
   it('keeps failing a unit whose home is gone when the control plane shows no move (a real error, not a move)', async () => {
     const t = await fx.onboard('bridge', 'fence-nomove');
     await fx.ownerQuery(`DROP SCHEMA "${t.schema}" CASCADE`);

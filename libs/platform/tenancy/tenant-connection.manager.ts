@@ -34,6 +34,13 @@ const OPEN_READ = Symbol('strata:open-tenant-read');
 const AFTER_COMMIT = Symbol('strata:after-commit');
 const BEFORE_COMMIT = Symbol('strata:before-commit');
 
+/** 503 tenant_unavailable from a unit that hit the fault itself; movedAfter() looks once for a move behind it. */
+class HomeFaultError extends TenantUnavailableError {
+  constructor() {
+    super("this tenant's database cannot be reached right now; retry shortly");
+  }
+}
+
 /** A statement a unit runs last, just before its COMMIT, on the unit's own connection. */
 export type BeforeCommitHook = (manager: EntityManager) => Promise<void>;
 
@@ -368,7 +375,7 @@ export class TenantConnectionManager {
           this.circuits.failed(home, faultReason(err), admitted);
           reported = true;
         }
-        throw new TenantUnavailableError("this tenant's database cannot be reached right now; retry shortly");
+        throw new HomeFaultError();
       }
       if (isHomeBusy(err)) throw new TenantBusyError(sqlState(err) === '55P03' ? 'lock_timeout' : 'statement_timeout', this.context.current()?.requestId);
       throw err;
@@ -469,9 +476,14 @@ export class TenantConnectionManager {
    */
   private async movedAfter(tenant: TenantPlacement, err: unknown): Promise<TenantPlacement> {
     if (isRetiredHome(err)) return this.followMove(tenant);
-    if (isHomeGone(err)) {
+    // A unit whose own connection failed (not one refused by an open circuit): its home may have
+    // been dropped under it after a move (DROP DATABASE … WITH (FORCE) terminates the session).
+    // Only units that began before the cutover reach an old home this way, and the cutover drained
+    // every one that committed, so running it once on the new placement doubles nothing.
+    if (isHomeGone(err) || err instanceof HomeFaultError) {
       this.registry.forgetTenantRecord(tenant);
-      const record = await this.registry.findById(tenant.id);
+      // The control plane may be down too (one server): then the unit's own error is the answer.
+      const record = await this.registry.findById(tenant.id).catch(() => null);
       if (record && record.status === 'active' && record.placementEpoch > tenant.placementEpoch) {
         const moved = placementOf(record);
         this.context.followPlacement(moved);
