@@ -11,7 +11,7 @@
  * Exits 1 when an acknowledged write is missing or doubled in the tenant's home, or a move does
  * not finish; missing a time target is printed (✗), not fatal.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,13 @@ interface Options {
   afterMs: number;
   warmupMs: number;
   keepLog: boolean;
+  /** Who runs the move: the API child (`npm start` alone) or a worker process beside it (with Redis). */
+  executor: 'api' | 'worker';
+}
+
+function executorOf(raw: string | undefined): Options['executor'] {
+  if (raw === undefined || raw === 'api' || raw === 'worker') return raw ?? 'api';
+  throw new Error(`--executor must be api or worker, got ${JSON.stringify(raw)}`);
 }
 
 function parseOptions(argv: string[]): Options {
@@ -70,6 +77,7 @@ function parseOptions(argv: string[]): Options {
       after: { type: 'string' },
       warmup: { type: 'string' },
       'keep-log': { type: 'boolean', default: false },
+      executor: { type: 'string', default: 'api' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -82,7 +90,9 @@ function parseOptions(argv: string[]): Options {
         '  --before s      the window before each move in which the other tenants\' p99 is measured\n' +
         '  --after s       keep the load on at least this long after a move ends, before checking\n' +
         '  --warmup s      load before the first window (JIT, pools)\n' +
-        '  --keep-log      keep the API child\'s log file even when the run passes',
+        '  --keep-log      keep the API child\'s log file even when the run passes\n' +
+        '  --executor w    api (default): the API child runs the move, as `npm start` alone does; worker: a worker\n' +
+        '                  process runs it (MOVES_EXECUTOR=false in the API), both with REDIS_URL, as deployed',
     );
     process.exit(0);
   }
@@ -100,6 +110,7 @@ function parseOptions(argv: string[]): Options {
     afterMs: num('after', values.after, 2, 0) * 1000,
     warmupMs: num('warmup', values.warmup, 5, 0) * 1000,
     keepLog: values['keep-log'] ?? false,
+    executor: executorOf(values.executor),
   };
 }
 
@@ -143,7 +154,8 @@ async function asTenantOwner<T>(home: Home, tenantId: string, fn: (c: Client) =>
 
 type Server = ApiChild<MoveServerReady>;
 
-async function startServer(db: BenchDatabase, logFd: number): Promise<Server> {
+/** The child processes' environment: the app's defaults but for what the bench sets. */
+function childEnv(db: BenchDatabase, executor: Options['executor']): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     NODE_ENV: process.env.NODE_ENV ?? 'production',
@@ -177,7 +189,35 @@ async function startServer(db: BenchDatabase, logFd: number): Promise<Server> {
   ]) {
     delete env[k];
   }
-  return forkApiChild<MoveServerReady>(join(__dirname, 'move-server.js'), env, ['ignore', logFd, logFd, 'ipc']);
+  if (executor === 'worker') {
+    // As deployed: a worker runs moves (and jobs), the API serves; Redis carries jobs and invalidations.
+    env.REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    env.MOVES_EXECUTOR = 'false';
+  }
+  return env;
+}
+
+async function startServer(db: BenchDatabase, logFd: number, executor: Options['executor']): Promise<Server> {
+  return forkApiChild<MoveServerReady>(join(__dirname, 'move-server.js'), childEnv(db, executor), ['ignore', logFd, logFd, 'ipc']);
+}
+
+/** The worker process (apps/worker) as `npm run start:worker` runs it, with moves on; its log goes with the API child's. */
+function startWorker(db: BenchDatabase, logFd: number): { pid: number | undefined; stop(): Promise<void> } {
+  const env = { ...childEnv(db, 'worker'), MOVES_EXECUTOR: 'true' };
+  const child = fork(join(__dirname, '..', 'apps', 'worker', 'src', 'main.js'), [], { env, stdio: ['ignore', logFd, logFd, 'ipc'] });
+  return {
+    pid: child.pid,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -866,7 +906,7 @@ function describeEnvironment(opts: Options, server: Server, pgVersion: string, p
       `open loop, latency from the scheduled time: writer ${opts.rate} req/s to the moving tenant (60 % POST /invoices, 20 % POST /projects, 20 % PATCH /projects/:id); ` +
       `other pool and bridge tenants ${opts.otherRate} req/s each (GET /projects/:id, POST /invoices alternating); ${opts.warmupMs / 1000} s warm-up, ` +
       `${opts.beforeMs / 1000} s "before" window per move, ≥ ${opts.afterMs / 1000} s after each move`,
-    'API child': `app defaults (DATA_POOL_MAX ${s.dataPoolMax}, SILO_POOL_MAX ${s.siloPoolMax}, placement fence ${s.placementFence ? 'on' : 'off'}, cutover lock timeout ${s.moveCutoverLockTimeoutMs} ms, registry cache ${s.registryCacheTtlMs} ms) except MOVE_SOURCE_RETENTION_SECONDS=0; log: ${logPath}`,
+    'API child': `app defaults (DATA_POOL_MAX ${s.dataPoolMax}, SILO_POOL_MAX ${s.siloPoolMax}, placement fence ${s.placementFence ? 'on' : 'off'}, cutover lock timeout ${s.moveCutoverLockTimeoutMs} ms, registry cache ${s.registryCacheTtlMs} ms) except MOVE_SOURCE_RETENTION_SECONDS=0${opts.executor === 'worker' ? '; moves run by a worker process (apps/worker, MOVES_EXECUTOR=false in the API), both with REDIS_URL' : '; the API child runs the moves'}; log: ${logPath}`,
   };
 }
 
@@ -880,12 +920,17 @@ void runBench(
     const opts = options;
     const pgVersion = await db.serverVersion();
     const pgSettings = await db.settings(['synchronous_commit', 'fsync', 'max_connections', 'shared_buffers']);
-    const s = await startServer(db, logFd);
+    const s = await startServer(db, logFd, opts.executor);
     onCleanup(() => s.stop().catch((err) => console.error('stopping the API child failed:', err)));
+    if (opts.executor === 'worker') {
+      const worker = startWorker(db, logFd);
+      onCleanup(() => worker.stop());
+      log(`worker pid ${worker.pid} runs the moves`);
+    }
     const loops: OpenLoop<any>[] = [];
     onCleanup(() => Promise.all(loops.map((l) => l.stop().catch(() => undefined))));
     log(`API child pid ${s.child.pid} on ${s.base} (log ${logPath})`);
-    if (!s.ready.settings.placementFence || !s.ready.settings.movesExecutor || s.ready.settings.moveSourceRetentionMs !== 0) {
+    if (!s.ready.settings.placementFence || s.ready.settings.movesExecutor !== (opts.executor === 'api') || s.ready.settings.moveSourceRetentionMs !== 0) {
       throw new Error(`the API child loaded unexpected settings: ${JSON.stringify(s.ready.settings)}`);
     }
 
