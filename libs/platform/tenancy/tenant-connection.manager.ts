@@ -530,17 +530,7 @@ export class TenantConnectionManager {
    * that fails is logged, not thrown: the data is committed and the caller must learn that.
    */
   afterCommit(callback: () => Promise<void> | void): void {
-    const unit = this.unit();
-    const open = unit?.[OPEN_MANAGER];
-    const callbacks = unit?.[AFTER_COMMIT];
-    if (open && unit[OPEN_READ]) {
-      throw new Error('afterCommit() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
-    }
-    if (!open || !callbacks) {
-      this.context.require('an after-commit callback');
-      throw new Error('no open tenant transaction: call afterCommit() inside tenantConnectionManager.transaction(() => …)');
-    }
-    callbacks.push(callback);
+    this.openWriteUnit('afterCommit', 'an after-commit callback')[AFTER_COMMIT]!.push(callback);
   }
 
   /**
@@ -550,17 +540,7 @@ export class TenantConnectionManager {
    * (the plans lib's quota counters): taken last, it is released by the COMMIT that follows.
    */
   beforeCommit(hook: BeforeCommitHook): void {
-    const unit = this.unit();
-    const open = unit?.[OPEN_MANAGER];
-    const hooks = unit?.[BEFORE_COMMIT];
-    if (open && unit[OPEN_READ]) {
-      throw new Error('beforeCommit() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
-    }
-    if (!open || !hooks) {
-      this.context.require('a before-commit hook');
-      throw new Error('no open tenant transaction: call beforeCommit() inside tenantConnectionManager.transaction(() => …)');
-    }
-    hooks.push(hook);
+    this.openWriteUnit('beforeCommit', 'a before-commit hook')[BEFORE_COMMIT]!.push(hook);
   }
 
   /**
@@ -571,17 +551,21 @@ export class TenantConnectionManager {
    * unit's error. Saves the round trip (and the write) a before-commit hook costs on every create.
    */
   commitWith(statements: CommitStatements): void {
+    this.openWriteUnit('commitWith', 'a commit statement')[COMMIT_WITH]!.push(statements);
+  }
+
+  /** The open write unit (its hook lists are set), or the actionable error for `api()` called elsewhere. */
+  private openWriteUnit(api: string, what: string): UnitEntries {
     const unit = this.unit();
     const open = unit?.[OPEN_MANAGER];
-    const producers = unit?.[COMMIT_WITH];
     if (open && unit[OPEN_READ]) {
-      throw new Error('commitWith() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()');
+      throw new Error(`${api}() inside tenantConnectionManager.read(): a read unit commits nothing; use transaction()`);
     }
-    if (!open || !producers) {
-      this.context.require('a commit statement');
-      throw new Error('no open tenant transaction: call commitWith() inside tenantConnectionManager.transaction(() => …)');
+    if (!open || !unit[AFTER_COMMIT] || !unit[BEFORE_COMMIT] || !unit[COMMIT_WITH]) {
+      this.context.require(what);
+      throw new Error(`no open tenant transaction: call ${api}() inside tenantConnectionManager.transaction(() => …)`);
     }
-    producers.push(statements);
+    return unit;
   }
 
   private openManager(): EntityManager | undefined {
