@@ -175,6 +175,44 @@ describe('onboarding pipeline (POST /admin/tenants, POST /signup)', () => {
     expect(mark.mark).toBe(`strata:onboarding:${res.body.id}`);
   });
 
+  it('onboards bridge tenants into pre-migrated spare schemas refilled in the background, renamed with their mark, RLS and grants intact', async () => {
+    const spares = () => ownerQuery<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'strata\\_spare\\_%' ORDER BY nspname`);
+    // The first bridge onboarding of an instance finds none and leaves BRIDGE_SPARE_SCHEMAS (2) behind it.
+    await t.http().post('/admin/tenants').set(admin()).send({ slug: uniqueSlug('spare-first'), name: 'First inc', tier: 'bridge' }).expect(201);
+    const ready = await waitFor(spares, (rows) => rows.length === 2, 20_000, 100);
+    const slug = uniqueSlug('spare-taken');
+    const schema = `t_${slug.replace(/-/g, '_')}`;
+    const res = await t.http().post('/admin/tenants').set(admin()).send({ slug, name: 'Spare inc', tier: 'bridge' }).expect(201);
+    const [created] = await ownerQuery<{ created_at: Date }>(`SELECT created_at FROM control.tenants WHERE id = $1`, [res.body.id]);
+    // One of the ready spares became the tenant's schema: migrated before the tenant existed.
+    const ledger = await ownerQuery<{ applied_at: Date }>(`SELECT applied_at FROM "${schema}".strata_migrations`);
+    expect(ledger.length).toBeGreaterThan(0);
+    expect(ledger.filter((m) => m.applied_at >= created.created_at)).toEqual([]);
+    expect((await spares()).map((r) => r.nspname)).not.toEqual(ready.map((r) => r.nspname));
+    const [mark] = await ownerQuery<{ mark: string }>(`SELECT obj_description(oid, 'pg_namespace') AS mark FROM pg_namespace WHERE nspname = $1`, [schema]);
+    expect(mark.mark).toBe(`strata:onboarding:${res.body.id}`);
+    // It serves like any bridge home: the owner writes and reads its own rows through the app role under FORCE RLS.
+    await t.http().post(`/admin/tenants/${res.body.id}/users`).set(admin()).send({ email: `owner@${slug}.test`, password: PASSWORD, role: 'owner' }).expect(201);
+    const login = await t.http().post('/auth/login').set('X-Tenant', slug).send({ email: `owner@${slug}.test`, password: PASSWORD }).expect(200);
+    const as = { 'X-Tenant': slug, authorization: `Bearer ${login.body.access_token}` };
+    await t.http().post('/projects').set(as).send({ name: 'in a spare' }).expect(201);
+    expect((await t.http().get('/projects').set(as).expect(200)).body.items.map((p: { name: string }) => p.name)).toContain('in a spare');
+    const [rls] = await ownerQuery<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'strata_migrations' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)`,
+      [schema],
+    );
+    expect(rls.n).toBe(0);
+    // The policies' WITH CHECK pinned the spare's name; the rename re-pinned every one to the tenant's schema.
+    const checks = await ownerQuery<{ check: string }>(
+      `SELECT pg_get_expr(p.polwithcheck, p.polrelid) AS check FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1`,
+      [schema],
+    );
+    expect(checks.length).toBeGreaterThan(5);
+    expect(checks.filter((c) => !c.check.includes(`'${schema}'`))).toEqual([]);
+    // And the spares come back to two.
+    await waitFor(spares, (rows) => rows.length === 2, 20_000, 100);
+  });
+
   it('ends failed with the step error after the retries, removes the home it created, and never serves the tenant', async () => {
     const slug = uniqueSlug('doomed');
     let attempts = 0;

@@ -34,6 +34,7 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     tenantQueueMax: 32,
     tenantQueueWaitMs: 2000,
     jobsTenantConcurrency: 4,
+    bridgeSpareSchemas: 2,
     bridgeConnMaxUses: 5000,
     bridgeConnMaxLifetimeSeconds: 300,
     tenantSetupPrepared: true,

@@ -1,12 +1,14 @@
 import { Global, Module } from '@nestjs/common';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
-import { TENANT_HOME_MIGRATOR, TENANT_SCHEMA_VERSION, type TenantHomeMigrator } from '#strata/tenancy/platform';
+import { TENANT_HOME_MIGRATOR, TENANT_SCHEMA_RENAMER, TENANT_SCHEMA_VERSION, type TenantHomeMigrator, type TenantSchemaRenamer } from '#strata/tenancy/platform';
 import { migrateSchema } from './schema-migrator';
 import { latestVersion, loadMigrations } from './sql-migrations.loader';
+import { renameTenantSchemaSql } from './tenant-table.helper';
 
 /**
  * Hands tenancy what it needs from the migration files without tenancy reading them: the schema
- * version this release needs, and how a tier driver migrates a home it just created.
+ * version this release needs, how a tier driver migrates a home it just created, and how it
+ * renames a migrated schema (bridge spares).
  */
 @Global()
 @Module({
@@ -24,7 +26,8 @@ import { latestVersion, loadMigrations } from './sql-migrations.loader';
         };
       },
     },
+    { provide: TENANT_SCHEMA_RENAMER, useValue: renameTenantSchemaSql satisfies TenantSchemaRenamer },
   ],
-  exports: [TENANT_SCHEMA_VERSION, TENANT_HOME_MIGRATOR],
+  exports: [TENANT_SCHEMA_VERSION, TENANT_HOME_MIGRATOR, TENANT_SCHEMA_RENAMER],
 })
 export class MigratorModule {}

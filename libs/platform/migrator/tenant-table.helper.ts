@@ -51,6 +51,29 @@ END
 $fn$;
 `;
 
+/** The tenant policy's WITH CHECK as strata_enable_tenant_rls writes it, for the schema `schema`. */
+const POLICY_CHECK = (schemaLiteral: string) =>
+  `tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid AND current_schema() = ${schemaLiteral}`;
+
+/**
+ * Renames a migrated tenant schema and re-pins its tenant policies' WITH CHECK (which names the
+ * schema it was created in) to the new name; statements for the caller's transaction. The names
+ * must already be checked identifiers (tenancy's bridge driver: `t_<slug>`, `strata_spare_<hex>`).
+ */
+export function renameTenantSchemaSql(from: string, to: string): string {
+  const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
+  const check = POLICY_CHECK(literal(to)).replace(/'/g, "''");
+  return (
+    `ALTER SCHEMA ${ident(from)} RENAME TO ${ident(to)}; ` +
+    `DO $repin$ DECLARE r record; BEGIN ` +
+    `FOR r IN SELECT c.relname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace ` +
+    `WHERE n.nspname = ${literal(to)} AND p.polname = 'tenant_isolation' LOOP ` +
+    `EXECUTE format('ALTER POLICY tenant_isolation ON %I.%I WITH CHECK (${check})', ${literal(to)}, r.relname); ` +
+    `END LOOP; END $repin$`
+  );
+}
+
 export const DROP_HELPER_SQL = 'DROP FUNCTION IF EXISTS pg_temp.strata_tenant_table(text, text), pg_temp.strata_enable_tenant_rls(text)';
 
 /** Whether a migration's SQL calls the helpers (steps that do not are spared two statements). */

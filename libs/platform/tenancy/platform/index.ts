@@ -27,6 +27,7 @@ export {
   homeAddresses,
   SHARED_SCHEMA,
   TENANT_HOME_MIGRATOR,
+  TENANT_SCHEMA_RENAMER,
   TENANT_SCHEMA_VERSION,
   TenantHomeExistsError,
   homeClaimOf,
@@ -35,6 +36,7 @@ export {
   type HomePool,
   type TenantHome,
   type TenantHomeMigrator,
+  type TenantSchemaRenamer,
   type TierDriver,
   type TierRules,
 } from '../tiers/tier.driver';

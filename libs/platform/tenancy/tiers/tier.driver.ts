@@ -138,5 +138,13 @@ export const TIER_DRIVER_LIST = Symbol('TIER_DRIVER_LIST');
 export type TenantHomeMigrator = (client: import('pg').ClientBase, schema: string) => Promise<string>;
 export const TENANT_HOME_MIGRATOR = Symbol('TENANT_HOME_MIGRATOR');
 
+/**
+ * The statements that rename a migrated tenant schema `from` → `to`, to run inside the caller's
+ * transaction: ALTER SCHEMA, and re-pinning what names the schema (the tenant policies' WITH CHECK
+ * pins the schema it was created in). From libs/platform/migrator, which owns that policy's shape.
+ */
+export type TenantSchemaRenamer = (from: string, to: string) => string;
+export const TENANT_SCHEMA_RENAMER = Symbol('TENANT_SCHEMA_RENAMER');
+
 /** The tenant schema version this release's code needs (the newest file in migrations/tenant), from libs/platform/migrator. */
 export const TENANT_SCHEMA_VERSION = Symbol('TENANT_SCHEMA_VERSION');
