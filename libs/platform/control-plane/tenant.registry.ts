@@ -47,6 +47,16 @@ export class TenantRegistry {
     return this.cached(`id:${id}`, () => this.db.getRepository(TenantEntity).findOneBy({ id }));
   }
 
+  /**
+   * The record of a tenant a request or job already resolved: by slug first, the key the tenant
+   * guard resolved it with (the entry it just cached, so no query), by id when the slug now names
+   * another tenant.
+   */
+  async recordOf(tenant: { id: string; slug: string }): Promise<TenantEntity | null> {
+    const found = await this.findBySlug(tenant.slug);
+    return found?.id === tenant.id ? found : this.findById(tenant.id);
+  }
+
   findPool(id: string): Promise<PoolEntity | null> {
     return this.cached(`pool:${id}`, () => this.db.getRepository(PoolEntity).findOneBy({ id }));
   }

@@ -99,6 +99,15 @@ export class PlanCatalog {
   }
 
   /**
+   * The plan a tenant is on: its placement's `plan` when the context carries one (no lookup), else
+   * its registry record's. Null when the tenant or its plan is gone.
+   */
+  async planOfTenant(tenant: { id: string; slug: string; plan?: string }): Promise<Plan | null> {
+    const id = tenant.plan ?? (await this.registry.recordOf(tenant))?.plan;
+    return id === undefined ? null : this.get(id);
+  }
+
+  /**
    * Changes whenever plans may have changed on some instance (an edit publishes the registry's
    * invalidate-all): caches derived from the catalogue compare it with the value they loaded under.
    */

@@ -94,12 +94,12 @@ export class PlanLimits {
   }
 
   /**
-   * By slug, the key the tenant guard resolved the request with: the registry answers from the
-   * entry that request just used, so no control-plane query, even on the first create after a change.
+   * From the tenant's registry record, not the placement in the context: a plan change reaches the
+   * registry on every instance at once (its invalidation), while a context's placement may predate
+   * it (a job, a long request), and a quota is exact. The record the guard just cached: no query.
    */
   private async limitOf(tenant: { id: string; slug: string }, metric: QuotaMetric): Promise<{ plan: string; limit: number | null }> {
-    const found = await this.registry.findBySlug(tenant.slug);
-    const record = found?.id === tenant.id ? found : await this.registry.findById(tenant.id);
+    const record = await this.registry.recordOf(tenant);
     // The request's tenant was just resolved; a record gone since then has nothing left to count.
     if (!record) return { plan: 'unknown', limit: 0 };
     const plan = await this.catalog.get(record.plan);

@@ -91,7 +91,7 @@ export class PlansService {
   /** The current tenant's usage: one read unit on its home (one statement). */
   async currentUsage(): Promise<UsageView> {
     const { tenant } = this.context.requireTenant('reading usage', 'usage');
-    const record = await this.recordOf(tenant);
+    const record = await this.registry.recordOf(tenant);
     if (!record) throw tenantNotFound();
     return this.usage(record.id, await this.planOf(record));
   }
@@ -106,7 +106,7 @@ export class PlansService {
   /** From the registry's cached tenant record: no database round trip on a warm cache. */
   async currentSettings(): Promise<TenantSettingsView> {
     const { tenant } = this.context.requireTenant('reading settings', 'settings');
-    const record = await this.recordOf(tenant);
+    const record = await this.registry.recordOf(tenant);
     if (!record) throw tenantNotFound();
     return this.settingsView(record);
   }
@@ -178,11 +178,6 @@ export class PlansService {
   }
 
   /** By slug first: the registry entry the tenant guard just used for this request (no query). */
-  private async recordOf(tenant: { id: string; slug: string }): Promise<TenantEntity | null> {
-    const found = await this.registry.findBySlug(tenant.slug);
-    return found?.id === tenant.id ? found : this.registry.findById(tenant.id);
-  }
-
   private async planOf(record: TenantEntity): Promise<Plan> {
     const plan = await this.catalog.get(record.plan);
     // tenants.plan references plans (migrations/control/0009): this is a broken database, not a request.

@@ -1,23 +1,22 @@
 import { loadStrataConfig } from '#strata/common';
-import type { TenantRegistry } from '#strata/control-plane';
 import type { Plan, PlanCatalog } from '#strata/plans';
 import { RequestRateLimits } from './request.rate-limits';
 
 const config = loadStrataConfig({ DATABASE_URL: 'postgres://owner@127.0.0.1:5432/strata', AUTH_JWT_SECRET: 'x'.repeat(32), RATE_LIMIT_USER_PER_SECOND: '1000' });
 const plan = (rateLimitPerSecond: number | null) => ({ id: 'standard', rateLimitPerSecond }) as Plan;
 
-/** The limiter without Redis, over a registry and a catalogue that count how often they are asked. */
+/** The limiter without Redis, over a catalogue (and the registry behind it) that count how often they are asked. */
 function limiter(catalogue: { cached: Plan | undefined; loaded: Plan | null }) {
   const calls = { registry: 0, planGets: 0 };
-  const registry = {
-    findBySlug: async () => (calls.registry++, { id: 't1', plan: 'standard' }),
-    findById: async () => (calls.registry++, { id: 't1', plan: 'standard' }),
-  } as unknown as TenantRegistry;
+  const recordOf = async () => (calls.registry++, { id: 't1', plan: 'standard' });
+  const get = async () => (calls.planGets++, catalogue.loaded);
   const plans = {
     peek: () => catalogue.cached,
-    get: async () => (calls.planGets++, catalogue.loaded),
+    get,
+    // As PlanCatalog.planOfTenant: the placement's plan, else the registry's record.
+    planOfTenant: async (t: { plan?: string }) => (t.plan ?? (await recordOf()).plan, get()),
   } as unknown as PlanCatalog;
-  return { limits: new RequestRateLimits(config, registry, plans, null), calls };
+  return { limits: new RequestRateLimits(config, plans, null), calls };
 }
 
 describe('request rate limits', () => {

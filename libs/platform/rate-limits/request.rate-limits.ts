@@ -1,7 +1,6 @@
 import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { REDIS_CLIENT, type RedisClient } from '#strata/cache';
-import { TenantRegistry } from '#strata/control-plane';
 import { PlanCatalog } from '#strata/plans';
 import { rateLimitHeaders, refusalHeaders, type ScopedBucket } from './rate-limit.headers';
 import { RateLimitsErrorCode, rateLimitsError } from './rate-limits.errors';
@@ -38,7 +37,6 @@ export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
-    private readonly registry: TenantRegistry,
     private readonly plans: PlanCatalog,
     @Optional() @Inject(REDIS_CLIENT) redis: RedisClient = null,
   ) {
@@ -81,8 +79,11 @@ export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
 
   private async admitAsync(caller: RateLimitedCaller): Promise<Record<string, string>> {
     const limit = await this.tenantLimit(caller.tenant);
-    const user = await this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit);
-    const tenant = limit ? await this.tenants.bucket(caller.tenant.id, limit) : null;
+    // Both buckets' syncs (a first request of each key) in flight at once.
+    const [user, tenant] = await Promise.all([
+      this.users.bucket(`${caller.tenant.id}:${caller.userId}`, this.userLimit),
+      limit ? this.tenants.bucket(caller.tenant.id, limit) : null,
+    ]);
     return this.decide(user, tenant);
   }
 
@@ -109,16 +110,8 @@ export class RequestRateLimits implements OnModuleInit, OnApplicationShutdown {
     return this.limitOfRate(plan.rateLimitPerSecond);
   }
 
-  /** By the placement's plan, else by slug (the key the guard just resolved the request with: a cached registry entry). */
   private async tenantLimit(tenant: RateLimitedCaller['tenant']): Promise<BucketLimit | null> {
-    let planId = tenant.plan;
-    if (planId === undefined) {
-      const found = await this.registry.findBySlug(tenant.slug);
-      const record = found?.id === tenant.id ? found : await this.registry.findById(tenant.id);
-      planId = record?.plan;
-    }
-    const rate = planId === undefined ? null : (await this.plans.get(planId))?.rateLimitPerSecond;
-    return this.limitOfRate(rate);
+    return this.limitOfRate((await this.plans.planOfTenant(tenant))?.rateLimitPerSecond);
   }
 
   private limitOfRate(rate: number | null | undefined): BucketLimit | null {
