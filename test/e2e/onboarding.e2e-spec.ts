@@ -177,6 +177,8 @@ describe('onboarding pipeline (POST /admin/tenants, POST /signup)', () => {
 
   it('onboards bridge tenants into pre-migrated spare schemas refilled in the background, renamed with their mark, RLS and grants intact', async () => {
     const spares = () => ownerQuery<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'strata\\_spare\\_%' ORDER BY nspname`);
+    // What a refill that crashed mid-build leaves behind: the next refill (under its lock) drops it.
+    await ownerQuery(`CREATE SCHEMA strata_sparebuild_leftover`);
     // The first bridge onboarding of an instance finds none and leaves BRIDGE_SPARE_SCHEMAS (2) behind it.
     await t.http().post('/admin/tenants').set(admin()).send({ slug: uniqueSlug('spare-first'), name: 'First inc', tier: 'bridge' }).expect(201);
     const ready = await waitFor(spares, (rows) => rows.length === 2, 20_000, 100);
@@ -209,8 +211,9 @@ describe('onboarding pipeline (POST /admin/tenants, POST /signup)', () => {
     );
     expect(checks.length).toBeGreaterThan(5);
     expect(checks.filter((c) => !c.check.includes(`'${schema}'`))).toEqual([]);
-    // And the spares come back to two.
+    // And the spares come back to two; no half-built one is left.
     await waitFor(spares, (rows) => rows.length === 2, 20_000, 100);
+    expect(await ownerQuery(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'strata\\_sparebuild\\_%'`)).toEqual([]);
   });
 
   it('ends failed with the step error after the retries, removes the home it created, and never serves the tenant', async () => {

@@ -138,11 +138,19 @@ export class BridgeTierDriver extends SharedServerDriver implements TierDriver, 
     this.refills.set(key, done);
   }
 
-  /** Builds each missing spare under a building name, migrated, then renames it ready (a crash leaves only a building one). */
+  /**
+   * Builds each missing spare under a building name, migrated, then renames it ready. One refiller
+   * per database across instances (a session advisory lock, released with the connection), so any
+   * building schema found under the lock is a crashed refill's leftover, and is dropped.
+   */
   private async refill(home: TenantHome): Promise<void> {
     await this.owners.with(
       home,
       async (c) => {
+        const locked = await c.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtext('strata:bridge-spares')) AS ok`);
+        if (!locked.rows[0].ok) return;
+        const leftovers = await c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'strata\\_sparebuild\\_%'`);
+        for (const { nspname } of leftovers.rows) await c.query(`DROP SCHEMA ${escapeIdentifier(nspname)} CASCADE`);
         const missing = this.config.bridgeSpareSchemas - (await c.query(READY_SPARES)).rowCount!;
         for (let i = 0; i < missing && !this.closed; i++) {
           const suffix = randomBytes(6).toString('hex');
