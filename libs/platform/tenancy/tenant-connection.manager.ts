@@ -643,10 +643,16 @@ export class TenantConnectionManager {
         }
         // Pipelined, in one socket write: the statements in order, then the COMMIT. A statement
         // that fails aborts the transaction, and the COMMIT behind it answers ROLLBACK.
+        let sent: Array<Promise<unknown>>;
+        let commit: Promise<{ command?: string }>;
         stream?.cork?.();
-        const sent = finals.map((f) => client.query(f.sql, f.params as unknown[]));
-        const commit = client.query('COMMIT') as unknown as Promise<{ command?: string }>;
-        stream?.uncork?.();
+        try {
+          sent = finals.map((f) => client.query(f.sql, f.params as unknown[]));
+          commit = client.query('COMMIT') as unknown as Promise<{ command?: string }>;
+        } finally {
+          // Never left corked, even if a send threw: the connection goes back to the pool.
+          stream?.uncork?.();
+        }
         const outcomes = await Promise.allSettled(sent);
         const committed = await commit;
         qr.isTransactionActive = false;
