@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { LeasedTable, rowsOf } from '#strata/leases';
+import { CHECKPOINT_COMMIT, LeasedTable, rowsOf } from '#strata/leases';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { sleep } from '../support/tenancy-fixture';
 
@@ -23,6 +23,7 @@ describe('LeasedTable on PostgreSQL', () => {
   });
   const CLAIM = work.claim({ set: [`state = 'running'`, 'attempts = attempts + 1'] });
   const CLAIM_NAMED = work.claim({ where: ['($3::text IS NULL OR name = $3)'] });
+  const CLAIM_CHECKPOINT = work.claim({ checkpoint: true });
   const RENEW = work.renew();
   const RELEASE = work.release({ set: [`state = 'queued'`, 'error = $4'] });
   const RELEASE_OPEN = work.release({ set: ['error = $4'], openOnly: true });
@@ -106,5 +107,25 @@ describe('LeasedTable on PostgreSQL', () => {
     expect(rowsOf((await a.query(CLAIM_NAMED, ['owner-a', 10_000, 'second'])).rows)[0]).toMatchObject({ name: 'second', lease_owner: 'owner-a' });
     expect(rowsOf((await a.query(CLAIM_NAMED, ['owner-a', 10_000, 'second'])).rows)).toHaveLength(0);
     expect(rowsOf((await a.query(CLAIM_NAMED, ['owner-a', 10_000, null])).rows)[0]).toMatchObject({ name: 'first' });
+  });
+  it('commits a checkpoint claim without waiting for its WAL flush, and the setting ends with the statement', async () => {
+    // Right after a commit that did not wait, the WAL is written further than it is flushed (the
+    // WAL writer flushes it within wal_writer_delay); a commit that waited leaves nothing unflushed.
+    // Once in five is proof enough; a flush by someone else in between only makes one try miss.
+    const unflushed = async () => (await a.query<{ lag: boolean }>(`SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() AS lag`)).rows[0].lag;
+    let lagged = 0;
+    for (let i = 0; i < 5; i++) {
+      await a.query(`UPDATE lease_test.work SET lease_owner = NULL, lease_until = NULL`);
+      const row = rowsOf((await a.query(CLAIM_CHECKPOINT, ['owner-a', 10_000])).rows)[0];
+      expect(row).toMatchObject({ name: 'first', lease_owner: 'owner-a', checkpoint_commit: 'off' });
+      if (await unflushed()) lagged += 1;
+      // Transaction-local: the pooled session is back to the server's default for whoever uses it next.
+      expect((await a.query<{ synchronous_commit: string }>(`SHOW synchronous_commit`)).rows[0].synchronous_commit).toBe('on');
+    }
+    expect(lagged).toBeGreaterThan(0);
+    // And the same mark works on any statement's RETURNING, as the onboarding's step records use it.
+    const marked = await a.query(`UPDATE lease_test.work SET error = 'x' WHERE name = 'second' RETURNING name, ${CHECKPOINT_COMMIT}`);
+    expect(marked.rows).toEqual([{ name: 'second', checkpoint_commit: 'off' }]);
+    expect((await a.query(`SHOW synchronous_commit`)).rows[0].synchronous_commit).toBe('on');
   });
 });

@@ -44,4 +44,8 @@ describe('rowsOf', () => {
     expect(rowsOf([{ id: 'a' }, { id: 'b' }])).toEqual([{ id: 'a' }, { id: 'b' }]);
     expect(rowsOf([])).toEqual([]);
   });
+  it('adds the checkpoint mark to a claim that asks for it, and only then', () => {
+    expect(oneLine(work.claim({ checkpoint: true }))).toMatch(/RETURNING id, state, set_config\('synchronous_commit', 'off', true\) AS checkpoint_commit$/);
+    expect(oneLine(work.claim())).toMatch(/RETURNING id, state$/);
+  });
 });

@@ -17,6 +17,8 @@ export interface ClaimOptions {
   set?: readonly string[];
   /** More conditions on the claimable row; their parameters start at `$3`. */
   where?: readonly string[];
+  /** Commit the claim without waiting for its WAL flush (see CHECKPOINT_COMMIT): for executors whose end state is a durable write. */
+  checkpoint?: boolean;
 }
 
 export interface ReleaseOptions {
@@ -25,6 +27,18 @@ export interface ReleaseOptions {
   /** Release only a row still open (one that finished meanwhile keeps its end state untouched). */
   openOnly?: boolean;
 }
+
+/**
+ * A RETURNING item (or select-list item) that makes its statement's own implicit transaction commit
+ * without waiting for the WAL flush (`synchronous_commit = off`, transaction-local: it ends with the
+ * statement). For progress checkpoints of a durable executor: the executor's final write commits
+ * with the default and flushes the WAL up to it, so every checkpoint before it is durable too (the
+ * WAL is one sequence). A crash of the server before that loses at most the last checkpoints, which
+ * the executor redoes (its steps are safe to run again; a lost claim makes its next conditional
+ * write fail, as a lost lease does). Saves one flush (~0.4–2 ms) per checkpoint.
+ * Hand-written: `SET LOCAL` cannot ride in a parameterised statement, `set_config(…, true)` can.
+ */
+export const CHECKPOINT_COMMIT = `set_config('synchronous_commit', 'off', true) AS checkpoint_commit`;
 
 /** `now()` plus a parameter in milliseconds, as every lease column is written. */
 export const msFromNow = (param: string): string => `now() + make_interval(secs => ${param} / 1000.0)`;
@@ -57,7 +71,7 @@ export class LeasedTable {
         WHERE ${key} = (SELECT ${key} FROM ${table}
                          WHERE ${where}
                          ORDER BY ${order} FOR UPDATE SKIP LOCKED LIMIT 1)
-        RETURNING ${columns}`;
+        RETURNING ${columns}${options.checkpoint ? `, ${CHECKPOINT_COMMIT}` : ''}`;
   }
 
   /** Extends the lease; returns the key only while the row is still this owner's and open. */

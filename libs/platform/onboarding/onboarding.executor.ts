@@ -111,15 +111,17 @@ export class OnboardingExecutor extends LeasedExecutor {
       }
       current = undefined;
       lease.assert();
-      if (!(await this.onboardings.finish(tenantId, this.owner, steps, { status: 'active', schemaVersion: this.schemaVersion }))) throw new LeaseLost();
-      // Who asked is in `tenant.onboarding_requested`; this says when it became reachable.
-      await this.audit
-        .record({ action: 'tenant.onboarded', tenantId, actor: { type: 'system' }, details: { slug: tenant.slug, tier: tenant.tier, poolId: tenant.poolId } })
-        .catch((e: unknown) => this.logger.error(`tenant ${tenantId} is active but its audit entry failed: ${(e as Error).message}`));
-      // Provisioned at the version this release ships; pool tenants follow their pool's shared schema.
-      if (tenant.tier === 'pool' && pool.schemaVersion < this.schemaVersion) {
-        await this.control.getRepository(PoolEntity).update({ id: pool.id }, { schemaVersion: this.schemaVersion });
-      }
+      // The durable end, in one commit: the tenant reachable, its audit entry (who asked is in
+      // `tenant.onboarding_requested`; this says when it became reachable) and the pool's version.
+      // Its WAL flush also makes every checkpoint of the steps durable (CHECKPOINT_COMMIT).
+      await this.control.transaction(async (em) => {
+        if (!(await this.onboardings.finish(tenantId, this.owner, steps, { status: 'active', schemaVersion: this.schemaVersion }, em))) throw new LeaseLost();
+        await this.audit.record({ action: 'tenant.onboarded', tenantId, actor: { type: 'system' }, details: { slug: tenant.slug, tier: tenant.tier, poolId: tenant.poolId } }, em);
+        // Provisioned at the version this release ships; pool tenants follow their pool's shared schema.
+        if (tenant.tier === 'pool' && pool.schemaVersion < this.schemaVersion) {
+          await em.getRepository(PoolEntity).update({ id: pool.id }, { schemaVersion: this.schemaVersion });
+        }
+      });
       await this.announce(tenant);
       return 'active';
     } catch (err) {

@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, EntityManager } from 'typeorm';
 import { CONTROL_DATA_SOURCE, type TenantStatus, type Tier } from '#strata/control-plane';
-import { LeasedTable, rowsOf } from '#strata/leases';
+import { CHECKPOINT_COMMIT, LeasedTable, rowsOf } from '#strata/leases';
 import type { OnboardingOwner, OnboardingRecord, OnboardingStepView } from './onboarding.types';
 
 const COLUMNS = `tenant_id, steps, owner_email, owner_password_hash, params, home_created, error, lease_owner, lease_until, created_at, finished_at`;
 const OPEN = `finished_at IS NULL`;
 const LEASED = new LeasedTable({ table: 'control.tenant_onboardings', key: 'tenant_id', open: OPEN, order: 'created_at', columns: COLUMNS });
-const CLAIM = LEASED.claim({ where: ['($3::uuid IS NULL OR tenant_id = $3)'] });
+// The claim and the step writes are checkpoints (CHECKPOINT_COMMIT); `finish` is the durable end.
+const CLAIM = LEASED.claim({ where: ['($3::uuid IS NULL OR tenant_id = $3)'], checkpoint: true });
 const RENEW = LEASED.renew();
 const RELEASE = LEASED.release({ set: ['steps = $4::jsonb', 'home_created = home_created OR $5'], openOnly: true });
 
@@ -119,11 +120,15 @@ export class TenantOnboardingsRepository {
     return rows.length === 1;
   }
 
-  /** Writes the steps as the executor now sees them (and home_created once set); false when the lease is gone. */
+  /**
+   * Writes the steps as the executor now sees them (and home_created once set); false when the
+   * lease is gone. A checkpoint: durable with `finish` (or lost with a crash of the server before
+   * it, when the step runs again — every step is idempotent).
+   */
   async saveSteps(tenantId: string, owner: string, steps: OnboardingStepView[], homeCreated: boolean): Promise<boolean> {
     const rows = rowsOf(await this.db.query(
       `UPDATE control.tenant_onboardings SET steps = $3::jsonb, home_created = home_created OR $4
-        WHERE ${LEASED.held} RETURNING tenant_id`,
+        WHERE ${LEASED.held} RETURNING tenant_id, ${CHECKPOINT_COMMIT}`,
       [tenantId, owner, JSON.stringify(steps), homeCreated],
     ));
     return rows.length === 1;
@@ -143,8 +148,9 @@ export class TenantOnboardingsRepository {
     owner: string,
     steps: OnboardingStepView[],
     outcome: { status: 'active'; schemaVersion: string } | { status: 'failed'; error: string },
+    em?: EntityManager,
   ): Promise<boolean> {
-    const rows = rowsOf(await this.db.query(
+    const rows = rowsOf(await (em ?? this.db).query(
       `WITH o AS (
          UPDATE control.tenant_onboardings SET steps = $3::jsonb, error = $5, finished_at = now(), ${LEASED.letGo}
           WHERE ${LEASED.held} RETURNING tenant_id)
@@ -155,12 +161,15 @@ export class TenantOnboardingsRepository {
     return rows.length === 1;
   }
 
-  /** Default settings a new tenant starts with; the ones already set win (a retried step changes nothing). */
+  /**
+   * Default settings a new tenant starts with; the ones already set win (a retried step changes
+   * nothing). A checkpoint, like the step writes: the tenant is not reachable before `finish`.
+   */
   async seedSettings(tenantId: string, defaults: Record<string, unknown>): Promise<void> {
-    await this.db.query(`UPDATE control.tenants SET settings = $2::jsonb || settings WHERE id = $1`, [tenantId, JSON.stringify(defaults)]);
+    await this.db.query(`UPDATE control.tenants SET settings = $2::jsonb || settings WHERE id = $1 RETURNING ${CHECKPOINT_COMMIT}`, [tenantId, JSON.stringify(defaults)]);
   }
 
-  /** The first owner: the user (made if absent, by email) and their membership, in one statement; again is a no-op. */
+  /** The first owner: the user (made if absent, by email) and their membership, in one statement; again is a no-op. A checkpoint. */
   async addOwner(tenantId: string, owner: OnboardingOwner): Promise<string> {
     const rows = rowsOf(await this.db.query(
       `WITH made AS (
@@ -168,7 +177,7 @@ export class TenantOnboardingsRepository {
        u AS (SELECT id FROM made UNION ALL SELECT id FROM control.users WHERE email = $1 LIMIT 1),
        m AS (INSERT INTO control.memberships (user_id, tenant_id, role) SELECT id, $3, 'owner' FROM u
              ON CONFLICT (user_id, tenant_id) DO NOTHING)
-       SELECT id FROM u`,
+       SELECT id, ${CHECKPOINT_COMMIT} FROM u`,
       [owner.email, owner.passwordHash, tenantId],
     ));
     return rows[0].id as string;
