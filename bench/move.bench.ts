@@ -202,9 +202,24 @@ async function startServer(db: BenchDatabase, logFd: number, executor: Options['
 }
 
 /** The worker process (apps/worker) as `npm run start:worker` runs it, with moves on; its log goes with the API child's. */
-function startWorker(db: BenchDatabase, logFd: number): { pid: number | undefined; stop(): Promise<void> } {
+async function startWorker(db: BenchDatabase, logFd: number): Promise<{ pid: number | undefined; stop(): Promise<void> }> {
   const env = { ...childEnv(db, 'worker'), MOVES_EXECUTOR: 'true' };
   const child = fork(join(__dirname, '..', 'apps', 'worker', 'src', 'main.js'), [], { env, stdio: ['ignore', logFd, logFd, 'ipc'] });
+  // Its start-up (Nest, Redis, the first lease polls) must not fall into the first measured window.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the worker did not report ready within 60 s'));
+    }, 60_000);
+    child.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the worker exited before it was ready (code ${code})`));
+    });
+  });
   return {
     pid: child.pid,
     stop: () =>
@@ -923,7 +938,7 @@ void runBench(
     const s = await startServer(db, logFd, opts.executor);
     onCleanup(() => s.stop().catch((err) => console.error('stopping the API child failed:', err)));
     if (opts.executor === 'worker') {
-      const worker = startWorker(db, logFd);
+      const worker = await startWorker(db, logFd);
       onCleanup(() => worker.stop());
       log(`worker pid ${worker.pid} runs the moves`);
     }

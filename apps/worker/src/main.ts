@@ -60,6 +60,8 @@ async function main(): Promise<void> {
   app.useLogger(app.get(StrataLogger));
   shutDownOnSignals(app, stopTracing, logger);
   logger.log(`worker running (Redis ${config.redisUrl ?? 'redis://127.0.0.1:6379'})`);
+  // A parent that forked us over IPC (benches, a supervisor) learns when the executors poll.
+  process.send?.({ type: 'ready' });
 }
 
 main().catch((err) => {
