@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { TenantRegistry } from '#strata/control-plane';
 import { latestVersion } from '#strata/migrator';
 import { startTestApp, type OnboardedTenant, type TestApp } from '../support/test-app';
 
@@ -118,5 +119,62 @@ describe('version skew: a tenant whose target is behind the release answers 503 
     } finally {
       await owner.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1`, [poolA.id, required]);
     }
+  });
+});
+
+describe('version skew with a long registry cache (REGISTRY_CACHE_TTL_MS 10 minutes, as with Redis)', () => {
+  let t: TestApp;
+  let owner: Client;
+  let bridge: OnboardedTenant;
+  let pooled: OnboardedTenant;
+  const required = latestVersion('tenant');
+
+  beforeAll(async () => {
+    t = await startTestApp({ registryCacheTtlMs: 600_000 });
+    owner = new Client({ connectionString: t.db.ownerUrl });
+    await owner.connect();
+    bridge = await t.onboard('skewlong', 'bridge');
+    pooled = await t.onboard('skewlongp', 'pool');
+  });
+  afterAll(async () => {
+    await owner?.end();
+    await t?.close();
+  });
+
+  const statusOf = async (who: OnboardedTenant) => (await t.http().get('/projects').set(as(who))).status;
+
+  /** Polls until the tenant answers 200 and says how long that took after the migration was recorded. */
+  async function servedAgainWithin(who: OnboardedTenant, limitMs: number): Promise<number> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < limitMs) {
+      if ((await statusOf(who)) === 200) return Date.now() - t0;
+      await sleep(100);
+    }
+    throw new Error(`${who.slug} still refused ${limitMs} ms after its migration was recorded`);
+  }
+
+  it('serves a bridge tenant again about a second after its migration is recorded, though the cache would keep the old version for 10 minutes', async () => {
+    await owner.query(`UPDATE control.tenants SET schema_version = '0000' WHERE id = $1`, [bridge.id]);
+    // The record is cached since the onboarding's login: as on an instance started during the
+    // migration, this one now caches "behind".
+    t.app.get(TenantRegistry).forgetTenantRecord(bridge);
+    expect(await statusOf(bridge)).toBe(503);
+    expect(await statusOf(bridge)).toBe(503);
+    // The fleet migration records the new version and publishes nothing.
+    await owner.query(`UPDATE control.tenants SET schema_version = $2 WHERE id = $1`, [bridge.id, required]);
+    expect(await servedAgainWithin(bridge, 3000)).toBeLessThan(3000);
+  });
+
+  it('does the same for pool tenants, whose version is their pool’s', async () => {
+    const { rows } = await owner.query(`SELECT pool_id FROM control.tenants WHERE id = $1`, [pooled.id]);
+    try {
+      await owner.query(`UPDATE control.pools SET schema_version = '0000' WHERE id = $1`, [rows[0].pool_id]);
+      // The pool's record is cached since onboarding: as on an instance started during the migration.
+      t.app.get(TenantRegistry).forgetPool(rows[0].pool_id);
+      expect(await statusOf(pooled)).toBe(503);
+    } finally {
+      await owner.query(`UPDATE control.pools SET schema_version = $2 WHERE id = $1`, [rows[0].pool_id, required]);
+    }
+    expect(await servedAgainWithin(pooled, 3000)).toBeLessThan(3000);
   });
 });
