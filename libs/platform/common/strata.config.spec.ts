@@ -79,7 +79,7 @@ describe('configuration', () => {
 
   it('caches the registry 60 s when Redis invalidation reaches every instance, 5 s without it', () => {
     expect(loadStrataConfig(base).registryCacheTtlMs).toBe(5000);
-    expect(loadStrataConfig({ ...base, REDIS_URL: 'redis://r:6379' }).registryCacheTtlMs).toBe(60_000);
+    expect(loadStrataConfig({ ...base, REDIS_URL: 'redis://r:6379' }).registryCacheTtlMs).toBe(600_000);
     expect(loadStrataConfig({ ...base, REDIS_URL: 'redis://r:6379', REGISTRY_CACHE_TTL_MS: '1000' }).registryCacheTtlMs).toBe(1000);
   });
 
