@@ -8,6 +8,7 @@ import { NestFactory } from '@nestjs/core';
 import { loadStrataConfig } from '#strata/common';
 import { startTracing, type StopTracing, StrataLogger } from '#strata/observability';
 import { WorkerModule } from './worker.module';
+import { lowerCpuPriority, workerNiceFrom } from './worker.priority';
 
 /**
  * Dev convenience: with DATABASE_URL unset, join the embedded PostgreSQL that `npm start` runs
@@ -51,6 +52,13 @@ async function main(): Promise<void> {
   // First: off (a no-op) unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER is set.
   const stopTracing = startTracing({ serviceName: 'strata-worker' });
   const logger = new Logger('StrataWorker');
+  // Background work yields the CPU to the API's requests where both share a host (WORKER_NICE).
+  const nice = workerNiceFrom(process.env);
+  if (nice !== null) {
+    const set = lowerCpuPriority(nice);
+    if ('error' in set) logger.warn(`could not lower the worker's CPU priority to nice ${nice}: ${set.error}`);
+    else logger.log(`CPU priority: nice ${set.nice} (WORKER_NICE)`);
+  }
   useEmbeddedDefaults(logger);
   const config = loadStrataConfig(process.env);
   // JOBS_PREFIX (default `strata`) namespaces every BullMQ key, so environments can share a Redis.
