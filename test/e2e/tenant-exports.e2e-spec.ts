@@ -157,6 +157,21 @@ describe('tenant export and restore', () => {
       }
     });
 
+    it('refuses a member line that names no valid role, even in an archive whose manifest and record were altered to match', async () => {
+      const { manifest, entries } = await openArchive(source.archive);
+      const forgedMembers = Buffer.from(`${JSON.stringify({ userId: source.tenant.userId, email: source.tenant.email, role: 'root' })}\n`);
+      entries.set('members.jsonl', forgedMembers);
+      const forgedManifest = { ...manifest, members: { path: 'members.jsonl', rows: 1, bytes: forgedMembers.length, sha256: sha256(forgedMembers) } };
+      const forged = await packArchive(forgedManifest, entries);
+      await storage().put(archiveKeyOf(source.exported.id), forged, { contentType: 'application/gzip' });
+      await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, sha256(forged)]);
+      try {
+        await expectRefused(uniqueSlug('tamper-m'));
+      } finally {
+        await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, source.exported.archiveSha256]);
+      }
+    });
+
     it('refuses an archive carrying an entry its manifest does not name', async () => {
       const { manifest, entries } = await openArchive(source.archive);
       entries.set('files/planted', Buffer.from('not in the manifest'));
@@ -275,11 +290,44 @@ describe('tenant export and restore', () => {
   describe('POST /admin/tenants with restoreFrom', () => {
     let exported: TenantExportView;
     let content: TenantContent;
+    let source: OnboardedTenant;
+    const member = { email: `${uniqueSlug('ex-member')}@example.test`, password: 'member-password-123' };
 
     beforeAll(async () => {
-      const tenant = await t.onboard('ex-onboard', 'bridge');
-      content = await fillTenant(t, tenant);
-      exported = await exportAndWait(t, tenant.id);
+      source = await t.onboard('ex-onboard', 'bridge');
+      await t.http().post(`/admin/tenants/${source.id}/users`).set(admin()).send({ ...member, role: 'member' }).expect(201);
+      content = await fillTenant(t, source);
+      exported = await exportAndWait(t, source.id);
+    });
+
+    it("lists the tenant's members in the archive: id, email and role, no password hash", async () => {
+      const { manifest, entries } = await openArchive(await downloadArchive(t, exported.id));
+      const lines = entries.get('members.jsonl')!.toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const expected = [
+        { userId: source.userId, email: source.email, role: 'owner' },
+        { userId: expect.any(String), email: member.email, role: 'member' },
+      ].sort((a, b) => a.email.localeCompare(b.email));
+      expect(lines).toEqual(expected);
+      expect(manifest.members).toMatchObject({ path: 'members.jsonl', rows: 2 });
+      expect(entries.get('members.jsonl')!.toString('utf8')).not.toMatch(/password|scrypt/);
+    });
+
+    it('gives the exported members their roles in the restored tenant: its people log in there as before', async () => {
+      const slug = uniqueSlug('rf-people');
+      const created = await t.http().post('/admin/tenants').set(admin()).send({ slug, name: 'people inc', tier: 'pool', restoreFrom: exported.id }).expect(201);
+      const roleOn = async (who: { email: string; password: string }) => {
+        const login = await t.http().post('/auth/login').set('X-Tenant', slug).send({ email: who.email, password: who.password }).expect(200);
+        const me = await t.http().get('/auth/me').set({ 'X-Tenant': slug, authorization: `Bearer ${login.body.access_token}` }).expect(200);
+        return me.body.role;
+      };
+      expect(await roleOn(source)).toBe('owner');
+      expect(await roleOn(member)).toBe('member');
+      // Run again (a retried step): nobody is added twice, nobody else is added.
+      const home = await homeAt(t, 'pool', created.body.poolId, slug);
+      const rerun = await restorer().restore(exported.id, { id: created.body.id }, { ...home, tier: 'pool', dataHost: home.host, dataPort: home.port, poolDatabase: home.database, exclusive: false }, { alreadyRestored: 'ok' });
+      expect(rerun.members).toEqual({ restored: 2, skipped: 0 });
+      const memberships = await control().query(`SELECT role FROM control.memberships WHERE tenant_id = $1 ORDER BY role`, [created.body.id]);
+      expect(memberships.map((m: { role: string }) => m.role)).toEqual(['member', 'owner']);
     });
 
     it('onboards a tenant filled from the export: 201 active, the same checksums when exported again, the same ids', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { ArchiveBuilder, ArchiveInvalidError, readArchive } from './export-archive';
+import { ArchiveBuilder, ArchiveInvalidError, parseMemberLine, readArchive } from './export-archive';
 import { MANIFEST_FORMAT, type ExportManifest } from './tenant-export.types';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -77,5 +77,13 @@ describe('export archives', () => {
     const { bytes } = await anArchive();
     await expect(readArchive(Readable.from([bytes.subarray(0, bytes.length / 2)]))).rejects.toBeInstanceOf(ArchiveInvalidError);
     await expect(readArchive(Readable.from([Buffer.from('{"not":"an archive"}')]))).rejects.toBeInstanceOf(ArchiveInvalidError);
+  });
+  it('reads a member line and refuses one with a role, id or email a restore must not grant', () => {
+    const ok = { userId: '0b5e8f8e-3c1d-4c2a-9d6f-1a2b3c4d5e6f', email: 'ana@example.test', role: 'admin' };
+    expect(parseMemberLine(JSON.stringify({ ...ok, extra: 'ignored' }))).toEqual(ok);
+    for (const bad of [{ ...ok, role: 'root' }, { ...ok, userId: 'x' }, { ...ok, email: 'Ana@example.test' }, { ...ok, email: 'nobody' }]) {
+      expect(() => parseMemberLine(JSON.stringify(bad))).toThrow(ArchiveInvalidError);
+    }
+    expect(() => parseMemberLine('{not json')).toThrow(ArchiveInvalidError);
   });
 });

@@ -7,7 +7,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
-import { MANIFEST_FORMAT, MANIFEST_PATH, type ExportManifest } from './tenant-export.types';
+import { MANIFEST_FORMAT, MANIFEST_PATH, MEMBERS_PATH, type ExportedMember, type ExportManifest } from './tenant-export.types';
 
 /** Bytes through, sha256 and length on the side. */
 export class Digest extends Transform {
@@ -153,7 +153,8 @@ export async function readArchive(archive: Readable, handle: EntryHandler = drai
         manifest = parseManifest(await readAll(entry as AsyncIterable<Buffer>, MAX_MANIFEST_BYTES));
         for (const t of manifest.tables) expected.set(t.path, { bytes: t.bytes, sha256: t.sha256, rows: t.rows });
         for (const f of manifest.files) expected.set(f.path, { bytes: f.bytes, sha256: f.sha256 });
-        if (expected.size !== manifest.tables.length + manifest.files.length) throw new ArchiveInvalidError('the manifest names one path twice');
+        if (manifest.members) expected.set(manifest.members.path, { bytes: manifest.members.bytes, sha256: manifest.members.sha256, rows: manifest.members.rows });
+        if (expected.size !== manifest.tables.length + manifest.files.length + (manifest.members ? 1 : 0)) throw new ArchiveInvalidError('the manifest names one path twice');
         continue;
       }
       const want = expected.get(name);
@@ -257,5 +258,28 @@ function parseManifest(raw: Buffer): ExportManifest {
   for (const s of m.sequences) {
     if (!TABLE.test(s?.name) || !/^-?\d{1,19}$/.test(s.last)) throw bad(`sequence entry ${JSON.stringify(s).slice(0, 200)} is malformed`);
   }
+  if (m.members !== undefined) {
+    const e = m.members;
+    if (!e || e.path !== MEMBERS_PATH || !Number.isSafeInteger(e.rows) || !Number.isSafeInteger(e.bytes) || !SHA256.test(e.sha256)) {
+      throw bad(`the members entry ${JSON.stringify(e).slice(0, 200)} is malformed`);
+    }
+  }
   return m;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ROLES: ReadonlySet<string> = new Set(['owner', 'admin', 'member']);
+
+/** One line of members.jsonl, checked field by field (a restore grants what it says). */
+export function parseMemberLine(line: string): ExportedMember {
+  let m: ExportedMember;
+  try {
+    m = JSON.parse(line) as ExportedMember;
+  } catch {
+    throw new ArchiveInvalidError(`${MEMBERS_PATH}: a line is not JSON`);
+  }
+  if (!m || typeof m.userId !== 'string' || !UUID.test(m.userId) || typeof m.email !== 'string' || m.email !== m.email.toLowerCase() || m.email.length > 254 || !m.email.includes('@') || !ROLES.has(m.role)) {
+    throw new ArchiveInvalidError(`${MEMBERS_PATH}: member ${line.slice(0, 200)} is malformed`);
+  }
+  return { userId: m.userId, email: m.email, role: m.role };
 }

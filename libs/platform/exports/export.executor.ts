@@ -9,7 +9,7 @@ import { OwnerConnections, quoteIdent, tenantTablesOf, TierDrivers } from '#stra
 import { ArchiveBuilder } from './export-archive';
 import { sequencesOf, tenantHomeSession } from './home-session';
 import { TenantExportsRepository, type ExportResult } from './tenant-exports.repository';
-import { archiveKeyOf, MANIFEST_FORMAT, type ExportManifest, type TenantExportRecord } from './tenant-export.types';
+import { archiveKeyOf, MANIFEST_FORMAT, MEMBERS_PATH, type ExportedMember, type ExportManifest, type TenantExportRecord } from './tenant-export.types';
 
 /** Points an executor passes; tests stop it at one to prove an export is resumed by another process. */
 export type ExportStep = 'rows' | 'files' | 'stored';
@@ -156,6 +156,19 @@ export class ExportExecutor extends LeasedExecutor {
     }
     await this.exports.progress(record.id, this.owner, rowsExported, 0);
     await this.step('rows', record);
+
+    // Who belongs to the tenant (control plane), so a restore brings its people back and an owner's
+    // export says who had access. Emails and roles only: no password hash, no session.
+    const members: ExportedMember[] = await this.control.query(
+      `SELECT m.user_id::text AS "userId", u.email, m.role FROM control.memberships m JOIN control.users u ON u.id = m.user_id
+        WHERE m.tenant_id = $1 ORDER BY u.email, m.user_id`,
+      [tenant.id],
+    );
+    const out = await builder.table();
+    for (const m of members) await out.write(JSON.stringify({ userId: m.userId, email: m.email, role: m.role }));
+    const written = await out.close();
+    builder.addStaged(MEMBERS_PATH, out.file, written.bytes, written.sha256);
+    manifest.members = { path: MEMBERS_PATH, rows: written.rows, bytes: written.bytes, sha256: written.sha256 };
 
     // Every object under the tenant's prefix, by its key relative to it.
     const prefix = `${tenant.id}/`;

@@ -94,9 +94,22 @@ export interface ExportManifest {
   sequences: Array<{ name: string; last: string }>;
   /** Objects under the tenant's storage prefix, by key relative to it. */
   files: Array<{ key: string; path: string; bytes: number; sha256: string; contentType?: string }>;
+  /**
+   * The tenant's members (control plane): `members.jsonl`, one ExportedMember per line, ordered by
+   * email. Absent in archives made before it was added; a restore then adds nobody.
+   */
+  members?: { path: typeof MEMBERS_PATH; rows: number; bytes: number; sha256: string };
 }
 export const MANIFEST_FORMAT = 'strata-tenant-export';
 export const MANIFEST_PATH = 'manifest.json';
+export const MEMBERS_PATH = 'members.jsonl';
+
+/** One line of members.jsonl: who belonged to the tenant, with which role. No password hash, no sessions. */
+export interface ExportedMember {
+  userId: string;
+  email: string;
+  role: 'owner' | 'admin' | 'member';
+}
 
 /** Where an export's archive is kept: a platform key, outside every tenant's `{tenantId}/` prefix. */
 export const archiveKeyOf = (exportId: string): string => `platform/exports/${exportId}.tar.gz`;

@@ -17,11 +17,11 @@ import {
 } from '#strata/control-plane';
 import { STORAGE_DRIVER, type StorageDriver } from '#strata/storage';
 import { OwnerConnections, quoteIdent, TENANT_SCHEMA_VERSION, tenantTablesOf, TierDrivers, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
-import { ArchiveInvalidError, Digest, readArchive } from './export-archive';
+import { ArchiveInvalidError, Digest, parseMemberLine, readArchive } from './export-archive';
 import { exportError, ExportErrorCode } from './exports.errors';
 import { tenantHomeSession } from './home-session';
 import { TenantExportsRepository } from './tenant-exports.repository';
-import type { ExportManifest, TenantExportRecord } from './tenant-export.types';
+import { MEMBERS_PATH, type ExportedMember, type ExportManifest, type TenantExportRecord } from './tenant-export.types';
 
 const INSERT_BATCH = 1000;
 
@@ -31,6 +31,8 @@ export interface RestoreReport {
   tenantId: string;
   tables: Array<{ name: string; rows: number }>;
   files: number;
+  /** Memberships the archive listed: given back to users of this control plane (by id, else by email), or skipped (no such user). */
+  members: { restored: number; skipped: number };
   archiveSha256: string;
 }
 
@@ -75,17 +77,17 @@ export class TenantRestorer {
   ) {}
 
   /** The export, `done`, with a readable archive that matches its record and this release's schema; answers its manifest. */
-  async verify(exportId: string): Promise<{ record: TenantExportRecord; manifest: ExportManifest }> {
+  async verify(exportId: string): Promise<{ record: TenantExportRecord; manifest: ExportManifest; members: ExportedMember[] }> {
     const record = await this.exports.findById(exportId);
     if (!record) throw exportError(ExportErrorCode.exportNotFound, 'export not found');
     if (record.state !== 'done' || !record.archiveKey || !record.archiveSha256) {
       throw exportError(ExportErrorCode.exportNotReady, `export ${exportId} is ${record.state}; only a done export can be restored`);
     }
-    const manifest = await this.read(record);
+    const { manifest, members } = await this.read(record);
     if (manifest.schemaVersion !== this.requiredVersion) {
       throw exportError(ExportErrorCode.exportSchemaMismatch, `the archive's rows are at tenant schema version ${manifest.schemaVersion}, this release needs ${this.requiredVersion}`);
     }
-    return { record, manifest };
+    return { record, manifest, members };
   }
 
   /**
@@ -94,7 +96,7 @@ export class TenantRestorer {
    * the home and the storage prefix as empty as it found them.
    */
   async restore(exportId: string, tenant: Pick<TenantEntity, 'id'>, home: TenantHome, options: { alreadyRestored?: 'refuse' | 'ok' } = {}): Promise<RestoreReport> {
-    const { record, manifest } = await this.verify(exportId);
+    const { record, manifest, members } = await this.verify(exportId);
     const session = await tenantHomeSession(this.owners, home, tenant.id, 'strata-restore');
     if (options.alreadyRestored === 'ok') {
       // A step run again (onboarding pipeline): rows commit in one transaction after every file was
@@ -105,7 +107,9 @@ export class TenantRestorer {
       });
       if (done) {
         await session.end().catch(() => undefined);
-        return { exportId, tenantId: tenant.id, tables: done, files: manifest.files.length, archiveSha256: record.archiveSha256! };
+        // The memberships come after the rows' commit: a step that died in between adds them now.
+        const restoredMembers = await this.restoreMembers(tenant.id, members);
+        return { exportId, tenantId: tenant.id, tables: done, files: manifest.files.length, members: restoredMembers, archiveSha256: record.archiveSha256! };
       }
     }
     const stored: string[] = [];
@@ -132,6 +136,11 @@ export class TenantRestorer {
           restored.set(table.name, await this.insertRows(session, home, table, tenant.id, body));
           return;
         }
+        if (path === MEMBERS_PATH) {
+          // Read and checked by verify(); added to the control plane once the rows are committed.
+          for await (const _chunk of body) void _chunk;
+          return;
+        }
         const file = filesByPath.get(path)!;
         const key = `${prefix}${file.key}`;
         stored.push(key);
@@ -156,8 +165,35 @@ export class TenantRestorer {
       tenantId: tenant.id,
       tables: manifest.tables.map((t) => ({ name: t.name, rows: restored.get(t.name) ?? 0 })),
       files: manifest.files.length,
+      members: await this.restoreMembers(tenant.id, members),
       archiveSha256: record.archiveSha256!,
     };
+  }
+
+  /**
+   * Gives the exported members their roles in the restored tenant: the user with the exported id,
+   * else the one with the exported email (one person's account, recreated); a member who has
+   * neither here (an archive from another control plane, a user removed since) is skipped — an
+   * operator invites them. One statement, again a no-op: a retried step adds nobody twice.
+   */
+  private async restoreMembers(tenantId: string, members: ExportedMember[]): Promise<{ restored: number; skipped: number }> {
+    if (!members.length) return { restored: 0, skipped: 0 };
+    const rows: Array<{ found: number }> = await this.control.query(
+      `WITH m AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS m("userId" uuid, email text, role text)),
+       found AS (
+         SELECT coalesce(by_id.id, by_email.id) AS user_id, m.role FROM m
+           LEFT JOIN control.users by_id ON by_id.id = m."userId"
+           LEFT JOIN control.users by_email ON by_email.email = m.email
+          WHERE coalesce(by_id.id, by_email.id) IS NOT NULL),
+       added AS (
+         INSERT INTO control.memberships (user_id, tenant_id, role) SELECT user_id, $1, role FROM found
+         ON CONFLICT (user_id, tenant_id) DO NOTHING)
+       SELECT (SELECT count(*) FROM found)::int AS found`,
+      [tenantId, JSON.stringify(members)],
+    );
+    const restored = rows[0]?.found ?? 0;
+    if (restored < members.length) this.logger.warn(`tenant ${tenantId}: ${members.length - restored} exported member(s) have no account here and were not added`);
+    return { restored, skipped: members.length - restored };
   }
 
   /**
@@ -218,14 +254,22 @@ export class TenantRestorer {
     }
   }
 
-  private async read(record: TenantExportRecord): Promise<ExportManifest> {
+  /** The manifest and the member list (read here, kept in memory: a member list is small), once every entry matched. */
+  private async read(record: TenantExportRecord): Promise<{ manifest: ExportManifest; members: ExportedMember[] }> {
     try {
       const { archive, digest } = await this.openHashed(record.archiveKey!);
-      const manifest = await readArchive(archive);
+      const members: ExportedMember[] = [];
+      const manifest = await readArchive(archive, async (path, body) => {
+        if (path !== MEMBERS_PATH) {
+          for await (const _chunk of body) void _chunk;
+          return;
+        }
+        for await (const line of createInterface({ input: body, crlfDelay: Infinity })) if (line) members.push(parseMemberLine(line));
+      });
       const sha256 = digest.hex();
       if (sha256 !== record.archiveSha256) throw new ArchiveInvalidError(`the archive's sha256 is ${sha256}, export ${record.id} recorded ${record.archiveSha256}`);
       if (manifest.exportId !== record.id || manifest.tenant.id !== record.tenantId) throw new ArchiveInvalidError(`the archive is not export ${record.id}'s`);
-      return manifest;
+      return { manifest, members };
     } catch (err) {
       throw this.refusal(err);
     }
