@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { Tier } from '#strata/control-plane';
+import type { DataSource } from 'typeorm';
+import { CONTROL_DATA_SOURCE, PoolEntity, TenantEntity, type Tier } from '#strata/control-plane';
+import { OwnerConnections, TierDrivers } from '#strata/tenancy/platform';
+import { HomeCopier } from '../../libs/platform/moves/home-copier';
 import { createApp } from '../../apps/api/src/app.factory';
 import { as, probeForeignIds, type ForeignRoute } from '../support/cross-tenant';
 import { DOMAIN_FOREIGN_ROUTES } from '../support/cross-tenant-routes';
@@ -143,6 +146,54 @@ describe('online tenant moves (one API instance with its executor)', () => {
         `SELECT DISTINCT tenant_id::text FROM (SELECT tenant_id FROM projects UNION ALL SELECT tenant_id FROM tasks UNION ALL SELECT tenant_id FROM invoices) x`,
       );
       expect(tenantsThere).toEqual([{ tenant_id: moved.tenant.id }]);
+    });
+
+    /** Every constraint and index of a home's tenant tables, as the catalog defines them. */
+    const CATALOG = `SELECT c.relname AS "table", 'constraint ' || k.conname || ': ' || pg_get_constraintdef(k.oid) AS object
+                       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+                     UNION ALL
+                     SELECT c.relname, 'index ' || pg_get_indexdef(i.indexrelid)
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+                     ORDER BY 1, 2`;
+
+    it('made the foreign keys and indexes of the new silo home again exactly as a freshly made silo home has them', async () => {
+      const movedHome = await homeAt(t, 'silo', 'main-silo', moved.tenant.slug);
+      const fresh = owned.find((o) => o.tenant.tier === 'silo' && o !== moved)!;
+      const freshHome = await homeAt(t, 'silo', 'main-silo', fresh.tenant.slug);
+      const [got, want] = await Promise.all([
+        queryHome<{ table: string; object: string }>(t, movedHome, moved.tenant.id, CATALOG, [movedHome.schema]),
+        queryHome<{ table: string; object: string }>(t, freshHome, fresh.tenant.id, CATALOG, [freshHome.schema]),
+      ]);
+      expect(got.filter((r) => r.object.includes('FOREIGN KEY')).length).toBeGreaterThan(0);
+      expect(got).toEqual(want);
+    });
+
+    it('leaves an exclusive target as it was, every foreign key and index in place, when a copy fails half-way through a table', async () => {
+      const source = owned.find((o) => o.tenant.slug.startsWith('xt-pool'))!;
+      const target = owned.find((o) => o.tenant.tier === 'silo' && o !== moved)!;
+      const control = t.app.get<DataSource>(CONTROL_DATA_SOURCE, { strict: false });
+      const homeOfTenant = async (id: string) => {
+        const tenant = await control.getRepository(TenantEntity).findOneByOrFail({ id });
+        const pool = await control.getRepository(PoolEntity).findOneByOrFail({ id: tenant.poolId });
+        return t.app.get(TierDrivers, { strict: false }).of(tenant.tier).homeOf(tenant, pool);
+      };
+      const targetHome = await homeAt(t, 'silo', 'main-silo', target.tenant.slug);
+      const before = await queryHome(t, targetHome, target.tenant.id, CATALOG, [targetHome.schema]);
+      // The guard runs before the table's DDL, before each batch and before the table is finished: the third call fails it.
+      let calls = 0;
+      const guard = async () => {
+        if (++calls === 3) throw new Error('lease lost half-way');
+      };
+      const copier = new HomeCopier(t.app.get(OwnerConnections, { strict: false }), await homeOfTenant(source.tenant.id), await homeOfTenant(target.tenant.id), source.tenant.id, randomUUID(), guard);
+      try {
+        await expect(copier.copySnapshot(async () => undefined)).rejects.toThrow('lease lost half-way');
+      } finally {
+        await copier.close();
+      }
+      expect(calls).toBe(3);
+      expect(await queryHome(t, targetHome, target.tenant.id, CATALOG, [targetHome.schema])).toEqual(before);
+      const copied = await queryHome<{ n: string }>(t, targetHome, source.tenant.id, `SELECT count(*)::text AS n FROM projects WHERE tenant_id = $1`, [source.tenant.id]);
+      expect(copied).toEqual([{ n: '0' }]);
     });
 
     it("analyzed the new home's tables before serving from it, so its reads are planned from real row counts", async () => {

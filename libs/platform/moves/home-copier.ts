@@ -143,29 +143,57 @@ export class HomeCopier {
     return total;
   }
 
-  /** The snapshot copy: every row of the tenant at one REPEATABLE READ snapshot, in keyset batches. */
+  /**
+   * The snapshot copy: every row of the tenant at one REPEATABLE READ snapshot, in keyset batches.
+   *
+   * Into an exclusive home (a bridge schema, a silo database: it serves nobody before the cutover)
+   * each table is filled in one target transaction with its foreign keys and secondary indexes
+   * dropped first and made again last, from their own catalog definitions: the checks and index
+   * entries are then built in one pass each instead of row by row (50,000 task rows measured:
+   * foreign-key checks 190–340 ms, the secondary index ~100 ms row by row vs ~50 ms built after).
+   * DDL is transactional, so a copy that fails or dies leaves the table as it was, constraints
+   * and all. A shared (pool) target keeps them: other tenants' rows live in its tables.
+   */
   async copySnapshot(onProgress: (rowsCopied: number) => Promise<void>): Promise<number> {
     const src = await this.sourceSession();
     const tgt = await this.targetSession();
+    const deferChecks = this.to.exclusive;
     let copied = 0;
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {
       for (const t of await this.tenantTables()) {
-        let after = ZERO_UUID;
-        for (;;) {
-          const batch = await src.query<{ rows: string; last: string | null; n: number }>(
-            `SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json)::text AS rows, (array_agg(t.id ORDER BY t.id DESC))[1]::text AS last, count(*)::int AS n
-               FROM (SELECT * FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT ${COPY_BATCH}) t`,
-            [this.tenantId, after],
-          );
-          const { rows, last, n } = batch.rows[0];
-          if (!n) break;
+        const table = this.qualified(this.to, t.name);
+        let deferred: DeferredObject[] = [];
+        if (deferChecks) {
           await this.guard();
-          await this.throttle.run(() => inTransaction(tgt, () => this.upsert(tgt, t, rows)));
-          copied += n;
-          await onProgress(copied);
-          if (n < COPY_BATCH || !last) break;
-          after = last;
+          await tgt.query('BEGIN');
+          deferred = await dropDeferrable(tgt, table);
+        }
+        try {
+          let after = ZERO_UUID;
+          for (;;) {
+            const batch = await src.query<{ rows: string; last: string | null; n: number }>(
+              `SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json)::text AS rows, (array_agg(t.id ORDER BY t.id DESC))[1]::text AS last, count(*)::int AS n
+                 FROM (SELECT * FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT ${COPY_BATCH}) t`,
+              [this.tenantId, after],
+            );
+            const { rows, last, n } = batch.rows[0];
+            if (!n) break;
+            await this.guard();
+            await this.throttle.run(() => (deferChecks ? this.upsert(tgt, t, rows) : inTransaction(tgt, () => this.upsert(tgt, t, rows))));
+            copied += n;
+            await onProgress(copied);
+            if (n < COPY_BATCH || !last) break;
+            after = last;
+          }
+          if (deferChecks) {
+            await this.guard();
+            await this.throttle.run(() => remake(tgt, table, deferred));
+            await tgt.query('COMMIT');
+          }
+        } catch (err) {
+          if (deferChecks) await tgt.query('ROLLBACK').catch(() => undefined);
+          throw err;
         }
       }
       await src.query('COMMIT');
@@ -448,6 +476,42 @@ export class Throttle {
   }
 }
 const NO_THROTTLE = new Throttle(0);
+
+/** A foreign key or a plain (non-unique, non-constraint) index of a table, as its catalog defines it. */
+interface DeferredObject {
+  kind: 'foreign_key' | 'index';
+  name: string;
+  definition: string;
+}
+
+/**
+ * Drops a table's foreign keys and plain secondary indexes inside the caller's transaction and
+ * answers their definitions (pg_get_constraintdef / pg_get_indexdef), for `remake`. The primary key
+ * and unique constraints stay: upserts and the catch-up's ON CONFLICT need them.
+ */
+async function dropDeferrable(c: Client, table: string): Promise<DeferredObject[]> {
+  const found = await c.query<DeferredObject & { schema: string }>(
+    `SELECT 'foreign_key' AS kind, k.conname AS name, pg_get_constraintdef(k.oid) AS definition, NULL AS schema
+       FROM pg_constraint k WHERE k.conrelid = $1::regclass AND k.contype = 'f'
+     UNION ALL
+     SELECT 'index', ic.relname, pg_get_indexdef(i.indexrelid), n.nspname
+       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE i.indrelid = $1::regclass AND NOT i.indisunique AND NOT i.indisprimary
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+      ORDER BY 1, 2`,
+    [table],
+  );
+  for (const o of found.rows) {
+    await c.query(o.kind === 'foreign_key' ? `ALTER TABLE ${table} DROP CONSTRAINT ${quoteIdent(o.name)}` : `DROP INDEX ${quoteIdent(o.schema)}.${quoteIdent(o.name)}`);
+  }
+  return found.rows.map(({ kind, name, definition }) => ({ kind, name, definition }));
+}
+
+/** Makes again what `dropDeferrable` dropped: indexes first, then the foreign keys (each validated in one pass). */
+async function remake(c: Client, table: string, deferred: DeferredObject[]): Promise<void> {
+  for (const o of deferred.filter((d) => d.kind === 'index')) await c.query(o.definition);
+  for (const o of deferred.filter((d) => d.kind === 'foreign_key')) await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(o.name)} ${o.definition}`);
+}
 
 async function inTransaction<T>(c: Client, fn: () => Promise<T>): Promise<T> {
   await c.query('BEGIN');
