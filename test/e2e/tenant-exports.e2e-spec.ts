@@ -136,6 +136,18 @@ describe('tenant export and restore', () => {
       expect(schema).toEqual([]);
     }
 
+    /** Stores `entries` behind `manifest` as the export's archive, with its record's sha256 altered to match, and expects the restore refused. */
+    async function expectForgeryRefused(manifest: unknown, entries: Map<string, Buffer>, slug: string): Promise<void> {
+      const forged = await packArchive(manifest, entries);
+      await storage().put(archiveKeyOf(source.exported.id), forged, { contentType: 'application/gzip' });
+      await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, sha256(forged)]);
+      try {
+        await expectRefused(slug);
+      } finally {
+        await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, source.exported.archiveSha256]);
+      }
+    }
+
     it('refuses an archive whose bytes differ from the sha256 its export recorded', async () => {
       const flipped = Buffer.from(source.archive);
       flipped[flipped.length - 20] ^= 0xff;
@@ -147,14 +159,7 @@ describe('tenant export and restore', () => {
       const { manifest, entries } = await openArchive(source.archive);
       const rows = entries.get('tables/invoices.jsonl')!.toString('utf8').replace(/"amount": ?\d+/, '"amount": 1');
       entries.set('tables/invoices.jsonl', Buffer.from(rows));
-      const forged = await packArchive(manifest, entries);
-      await storage().put(archiveKeyOf(source.exported.id), forged, { contentType: 'application/gzip' });
-      await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, sha256(forged)]);
-      try {
-        await expectRefused(uniqueSlug('tamper-b'));
-      } finally {
-        await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, source.exported.archiveSha256]);
-      }
+      await expectForgeryRefused(manifest, entries, uniqueSlug('tamper-b'));
     });
 
     it('refuses a member line that names no valid role, even in an archive whose manifest and record were altered to match', async () => {
@@ -162,27 +167,13 @@ describe('tenant export and restore', () => {
       const forgedMembers = Buffer.from(`${JSON.stringify({ userId: source.tenant.userId, email: source.tenant.email, role: 'root' })}\n`);
       entries.set('members.jsonl', forgedMembers);
       const forgedManifest = { ...manifest, members: { path: 'members.jsonl', rows: 1, bytes: forgedMembers.length, sha256: sha256(forgedMembers) } };
-      const forged = await packArchive(forgedManifest, entries);
-      await storage().put(archiveKeyOf(source.exported.id), forged, { contentType: 'application/gzip' });
-      await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, sha256(forged)]);
-      try {
-        await expectRefused(uniqueSlug('tamper-m'));
-      } finally {
-        await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, source.exported.archiveSha256]);
-      }
+      await expectForgeryRefused(forgedManifest, entries, uniqueSlug('tamper-m'));
     });
 
     it('refuses an archive carrying an entry its manifest does not name', async () => {
       const { manifest, entries } = await openArchive(source.archive);
       entries.set('files/planted', Buffer.from('not in the manifest'));
-      const forged = await packArchive(manifest, entries);
-      await storage().put(archiveKeyOf(source.exported.id), forged, { contentType: 'application/gzip' });
-      await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, sha256(forged)]);
-      try {
-        await expectRefused(uniqueSlug('tamper-c'));
-      } finally {
-        await control().query(`UPDATE control.tenant_exports SET archive_sha256 = $2 WHERE id = $1`, [source.exported.id, source.exported.archiveSha256]);
-      }
+      await expectForgeryRefused(manifest, entries, uniqueSlug('tamper-c'));
     });
   });
 
