@@ -177,7 +177,7 @@ export class PlansService {
     };
   }
 
-  /** By slug first: the registry entry the tenant guard just used for this request (no query). */
+  /** The record's plan from the catalogue; a plan missing from it is a broken database, not a bad request. */
   private async planOf(record: TenantEntity): Promise<Plan> {
     const plan = await this.catalog.get(record.plan);
     // tenants.plan references plans (migrations/control/0009): this is a broken database, not a request.
