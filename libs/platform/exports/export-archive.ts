@@ -7,6 +7,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
+import { MEMBERSHIP_ROLES } from '#strata/control-plane';
 import { MANIFEST_FORMAT, MANIFEST_PATH, MEMBERS_PATH, type ExportedMember, type ExportManifest } from './tenant-export.types';
 
 /** Bytes through, sha256 and length on the side. */
@@ -203,7 +204,8 @@ class HandlerFailed extends Error {
   }
 }
 
-async function drain(_path: string, body: Readable): Promise<void> {
+/** An entry handler that only reads the entry through (so it is hashed and checked). */
+export async function drain(_path: string, body: Readable): Promise<void> {
   for await (const _chunk of body) void _chunk;
 }
 
@@ -268,7 +270,6 @@ function parseManifest(raw: Buffer): ExportManifest {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const ROLES: ReadonlySet<string> = new Set(['owner', 'admin', 'member']);
 
 /** One line of members.jsonl, checked field by field (a restore grants what it says). */
 export function parseMemberLine(line: string): ExportedMember {
@@ -278,7 +279,7 @@ export function parseMemberLine(line: string): ExportedMember {
   } catch {
     throw new ArchiveInvalidError(`${MEMBERS_PATH}: a line is not JSON`);
   }
-  if (!m || typeof m.userId !== 'string' || !UUID.test(m.userId) || typeof m.email !== 'string' || m.email !== m.email.toLowerCase() || m.email.length > 254 || !m.email.includes('@') || !ROLES.has(m.role)) {
+  if (!m || typeof m.userId !== 'string' || !UUID.test(m.userId) || typeof m.email !== 'string' || m.email !== m.email.toLowerCase() || m.email.length > 254 || !m.email.includes('@') || !MEMBERSHIP_ROLES.includes(m.role)) {
     throw new ArchiveInvalidError(`${MEMBERS_PATH}: member ${line.slice(0, 200)} is malformed`);
   }
   return { userId: m.userId, email: m.email, role: m.role };

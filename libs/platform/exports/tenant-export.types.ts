@@ -1,5 +1,5 @@
 import { ApiProperty, ApiSchema } from '@nestjs/swagger';
-import { TIERS, type Tier } from '#strata/control-plane';
+import { TIERS, type MembershipRole, type Tier } from '#strata/control-plane';
 
 /** States in order; `done` and `failed` are terminal. */
 export const EXPORT_STATES = ['queued', 'running', 'done', 'failed'] as const;
@@ -108,7 +108,7 @@ export const MEMBERS_PATH = 'members.jsonl';
 export interface ExportedMember {
   userId: string;
   email: string;
-  role: 'owner' | 'admin' | 'member';
+  role: MembershipRole;
 }
 
 /** Where an export's archive is kept: a platform key, outside every tenant's `{tenantId}/` prefix. */

@@ -17,7 +17,7 @@ import {
 } from '#strata/control-plane';
 import { STORAGE_DRIVER, type StorageDriver } from '#strata/storage';
 import { OwnerConnections, quoteIdent, TENANT_SCHEMA_VERSION, tenantTablesOf, TierDrivers, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
-import { ArchiveInvalidError, Digest, parseMemberLine, readArchive } from './export-archive';
+import { ArchiveInvalidError, Digest, drain, parseMemberLine, readArchive } from './export-archive';
 import { exportError, ExportErrorCode } from './exports.errors';
 import { tenantHomeSession } from './home-session';
 import { TenantExportsRepository } from './tenant-exports.repository';
@@ -136,11 +136,8 @@ export class TenantRestorer {
           restored.set(table.name, await this.insertRows(session, home, table, tenant.id, body));
           return;
         }
-        if (path === MEMBERS_PATH) {
-          // Read and checked by verify(); added to the control plane once the rows are committed.
-          for await (const _chunk of body) void _chunk;
-          return;
-        }
+        // Read and checked by verify(); added to the control plane once the rows are committed.
+        if (path === MEMBERS_PATH) return drain(path, body);
         const file = filesByPath.get(path)!;
         const key = `${prefix}${file.key}`;
         stored.push(key);
@@ -260,10 +257,7 @@ export class TenantRestorer {
       const { archive, digest } = await this.openHashed(record.archiveKey!);
       const members: ExportedMember[] = [];
       const manifest = await readArchive(archive, async (path, body) => {
-        if (path !== MEMBERS_PATH) {
-          for await (const _chunk of body) void _chunk;
-          return;
-        }
+        if (path !== MEMBERS_PATH) return drain(path, body);
         for await (const line of createInterface({ input: body, crlfDelay: Infinity })) if (line) members.push(parseMemberLine(line));
       });
       const sha256 = digest.hex();
