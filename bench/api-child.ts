@@ -20,18 +20,7 @@ export async function forkApiChild<R extends { type: 'ready'; port: number }>(
   what = 'the API child',
 ): Promise<ApiChild<R>> {
   const child = fork(script, [], { env, stdio });
-  const ready = await new Promise<R>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not report ready within 60 s`)), 60_000);
-    child.once('message', (msg: R) => {
-      clearTimeout(timer);
-      if (msg?.type === 'ready') resolve(msg);
-      else reject(new Error(`unexpected message from ${what}: ${JSON.stringify(msg)}`));
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited before it was ready (code ${code}, signal ${signal})`));
-    });
-  });
+  const ready = await readyMessageOf<R>(child, what);
   let stopping: Promise<void> | undefined;
   return {
     child,
@@ -51,6 +40,25 @@ export async function forkApiChild<R extends { type: 'ready'; port: number }>(
       return stopping;
     },
   };
+}
+
+/** The child's first IPC message, which must be `{type: 'ready', …}`; it is killed if none comes within 60 s. */
+export function readyMessageOf<R extends { type: 'ready' }>(child: ChildProcess, what: string): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} did not report ready within 60 s`));
+    }, 60_000);
+    child.once('message', (msg: R) => {
+      clearTimeout(timer);
+      if (msg?.type === 'ready') resolve(msg);
+      else reject(new Error(`unexpected message from ${what}: ${JSON.stringify(msg)}`));
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited before it was ready (code ${code}, signal ${signal})`));
+    });
+  });
 }
 
 export interface CallOptions {

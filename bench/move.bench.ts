@@ -23,7 +23,7 @@ import { runBench } from './bench-run';
 import { CpuMeter, machineTicks, procTicks, tickUs, type CpuUsagePerRequest } from './cpu-meter';
 import type { MoveServerReady } from './move-server';
 import { clock, latency, ok, OpenLoop, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
-import { call, forkApiChild, type ApiChild } from './api-child';
+import { call, forkApiChild, readyMessageOf, type ApiChild } from './api-child';
 
 /** The moving and the other tenants' plan: enterprise's quotas (none) at a rate and a concurrency no run reaches. */
 const BENCH_PLAN = 'bench-unmetered';
@@ -206,20 +206,7 @@ async function startWorker(db: BenchDatabase, logFd: number): Promise<{ pid: num
   const env = { ...childEnv(db, 'worker'), MOVES_EXECUTOR: 'true' };
   const child = fork(join(__dirname, '..', 'apps', 'worker', 'src', 'main.js'), [], { env, stdio: ['ignore', logFd, logFd, 'ipc'] });
   // Its start-up (Nest, Redis, the first lease polls) must not fall into the first measured window.
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error('the worker did not report ready within 60 s'));
-    }, 60_000);
-    child.once('message', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the worker exited before it was ready (code ${code})`));
-    });
-  });
+  await readyMessageOf(child, 'the worker');
   return {
     pid: child.pid,
     stop: () =>
