@@ -1,4 +1,4 @@
-import { tenantReadScope, tenantSetupSql } from './tenant-connection.manager';
+import { tenantReadScope, tenantSetupSql, TenantConnectionManager } from './tenant-connection.manager';
 
 const id = '3f1c2a9e-8b7d-4c6e-9f0a-1b2c3d4e5f60';
 
@@ -63,5 +63,34 @@ describe('read scope', () => {
     const again = tenantReadScope({ id, schemaName: 't_bounded_first' });
     expect(again).toEqual(first);
     expect(again).not.toBe(first);
+  });
+});
+
+describe('following a move', () => {
+  const stale = { id: '6f1d2c3b-1a2b-4c3d-9e8f-0a1b2c3d4e5f', slug: 'acme', tier: 'pool', poolId: 'main-pool', schemaName: 'shared', databaseName: null, status: 'active', schemaVersion: '0012', placementEpoch: 3 } as const;
+  const managerWith = (findById: () => Promise<unknown>) => {
+    const followed: unknown[] = [];
+    const registry = { forgetTenantRecord: jest.fn(), findById: jest.fn(findById) };
+    const context = { followPlacement: (p: unknown) => followed.push(p) };
+    const config = { placementFence: true, tenantSetupPrepared: true, dataStatementTimeoutMs: 0, dataLockTimeoutMs: 0 };
+    const manager = new TenantConnectionManager(context as never, {} as never, {} as never, {} as never, registry as never, {} as never, config as never);
+    const follow = (p: typeof stale) => (manager as unknown as { followMove(p: unknown): Promise<{ placementEpoch: number; tier: string }> }).followMove(p);
+    return { registry, followed, follow };
+  };
+
+  it('polls the control plane once per interval for all units of a tenant held by its cutover, and moves every one of them', async () => {
+    let reads = 0;
+    const { registry, followed, follow } = managerWith(async () => (++reads < 4 ? { ...stale } : { ...stale, tier: 'silo', placementEpoch: 4 }));
+    const moved = await Promise.all(Array.from({ length: 20 }, () => follow(stale)));
+    expect(moved.map((m) => [m.tier, m.placementEpoch])).toEqual(Array.from({ length: 20 }, () => ['silo', 4]));
+    expect(followed).toHaveLength(20);
+    expect(registry.findById).toHaveBeenCalledTimes(4);
+  });
+
+  it('polls afresh for a later wait of the same tenant once the first has ended', async () => {
+    const { registry, follow } = managerWith(async () => ({ ...stale, placementEpoch: 4 }));
+    await follow(stale);
+    await follow(stale);
+    expect(registry.findById).toHaveBeenCalledTimes(2);
   });
 });

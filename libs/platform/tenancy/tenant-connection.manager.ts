@@ -3,7 +3,7 @@ import { ClsService } from 'nestjs-cls';
 import { escapeIdentifier, escapeLiteral, type PoolClient } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
-import { TenantRegistry } from '#strata/control-plane';
+import { TenantRegistry, type TenantEntity } from '#strata/control-plane';
 import { TenantContext } from './tenant.context';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import { dataAddressOf, type TierDriver, type TierLease } from './tiers/tier.driver';
@@ -266,6 +266,8 @@ export class TenantConnectionManager {
   private readonly fence: boolean;
   private readonly prepared: boolean;
   private readonly budgets: UnitBudgets;
+  /** Units that found the tenant's home retired, by tenant and epoch: one control-plane poll for all of them. */
+  private readonly awaitingFlip = new Map<string, Promise<TenantEntity>>();
 
   constructor(
     private readonly context: TenantContext,
@@ -494,23 +496,40 @@ export class TenantConnectionManager {
   }
 
   /**
-   * The unit found the tenant's home retired: its registry entry is stale. Reload the tenant from
-   * the control plane (and drop this instance's cached answer) until it shows a newer placement —
-   * the mover flips it right after retiring the home — then carry on with it in this context.
+   * The unit found the tenant's home retired: its registry entry is stale. Wait for the control
+   * plane to show a newer placement — the mover flips it right after retiring the home — then
+   * carry on with it in this context.
    */
   private async followMove(stale: TenantPlacement): Promise<TenantPlacement> {
-    const deadline = Date.now() + MOVE_WAIT_MS;
-    for (;;) {
-      this.registry.forgetTenantRecord(stale);
-      const record = await this.registry.findById(stale.id);
-      if (record && record.status === 'active' && record.placementEpoch > stale.placementEpoch) {
-        const moved = placementOf(record);
-        this.context.followPlacement(moved);
-        return moved;
-      }
-      if (Date.now() >= deadline) throw new TenantMovingError();
-      await new Promise((r) => setTimeout(r, MOVE_POLL_MS));
+    const moved = placementOf(await this.newerRecord(stale));
+    this.context.followPlacement(moved);
+    return moved;
+  }
+
+  /**
+   * The tenant's record once its epoch is past `stale`'s, re-read from the control plane every
+   * MOVE_POLL_MS (this instance's cached answer dropped each time). One poll per tenant and epoch
+   * for every unit waiting: a cutover's fence releases all of the tenant's held writes at once, and
+   * each polling on its own multiplied the control plane's reads (and this process's CPU) by them
+   * just when they all run again.
+   */
+  private newerRecord(stale: TenantPlacement): Promise<TenantEntity> {
+    const key = `${stale.id}:${stale.placementEpoch}`;
+    let waiting = this.awaitingFlip.get(key);
+    if (!waiting) {
+      waiting = (async () => {
+        const deadline = Date.now() + MOVE_WAIT_MS;
+        for (;;) {
+          this.registry.forgetTenantRecord(stale);
+          const record = await this.registry.findById(stale.id);
+          if (record && record.status === 'active' && record.placementEpoch > stale.placementEpoch) return record;
+          if (Date.now() >= deadline) throw new TenantMovingError();
+          await new Promise((r) => setTimeout(r, MOVE_POLL_MS));
+        }
+      })().finally(() => this.awaitingFlip.delete(key));
+      this.awaitingFlip.set(key, waiting);
     }
+    return waiting;
   }
 
   /** The EntityManager of the open unit of work; repositories use it. */
