@@ -3,8 +3,8 @@ import { ClsModule } from 'nestjs-cls';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { StrataConfigModule, type StrataConfig } from '#strata/common';
-import { ControlPlaneModule, TenantRegistry } from '#strata/control-plane';
-import { TenancyModule } from '#strata/tenancy/platform';
+import { ControlPlaneModule, TENANT_CHANGE_PUBLISHER, TenantRegistry, type TenantChangePublisher } from '#strata/control-plane';
+import { SiloDataSourceCache, TenancyModule, WARM_CONNECTIONS } from '#strata/tenancy/platform';
 import { MigratorModule } from '#strata/migrator';
 import { AdminModule, TenantAdminService } from '#strata/admin';
 import { RegistryInvalidationModule, TenantRegistryInvalidation } from '#strata/cache';
@@ -58,7 +58,7 @@ describe('TenantRegistry invalidation over Redis pub/sub', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    config = testConfig(db, { registryCacheTtlMs: 60_000 });
+    config = testConfig(db, { registryCacheTtlMs: 60_000, siloPoolMax: 8 });
     one = await startInstance(config, true);
     two = await startInstance(config, true);
     stale = await startInstance(config, false);
@@ -161,6 +161,41 @@ describe('TenantRegistry invalidation over Redis pub/sub', () => {
     expect((await two.registry.findById(t.id))?.status).toBe('suspended');
     // ioredis reconnects and resubscribes: the long TTL is safe again.
     expect(await waitFor(() => two.registry.currentTtlMs, (ms) => ms === 60_000, 10_000, 20)).toBe(60_000);
+  });
+
+  it('a move hint makes instance 2, which serves the tenant, open connections to the home it names, and nothing else: no invalidation, no connections where the tenant is not served, junk dropped', async () => {
+    const moving = await one.admin.create({ slug: uniqueSlug('pubsub-move'), name: 'moving inc', tier: 'pool' });
+    const created = await one.admin.create({ slug: uniqueSlug('pubsub-silo'), name: 'silo inc', tier: 'silo' });
+    const silo = (await one.registry.findById(created.id))!;
+    expect((await two.registry.findById(moving.id))?.status).toBe('active');
+    one.registry.invalidateTenant(moving);
+    const silos = (i: Instance) => {
+      const cache = i.module.get(SiloDataSourceCache);
+      return { size: cache.stats().size, connections: cache.serverStats().reduce((n, s) => n + s.total, 0) };
+    };
+    const [before1, before2] = [silos(one), silos(two)];
+    // Junk on the hint channel first: the valid hint after it shows it was read (one channel keeps its order).
+    const raw = new Redis(config.redisUrl!, { connectionName: 'strata-test-publisher' });
+    try {
+      await raw.publish(`${CHANNEL}.moves`, '{not json');
+      await raw.publish(`${CHANNEL}.moves`, JSON.stringify({ tenantId: moving.id, slug: moving.slug, tier: 'gold' }));
+    } finally {
+      await raw.quit();
+    }
+    await one.module.get<TenantChangePublisher>(TENANT_CHANGE_PUBLISHER).publishTenantMoving({
+      tenantId: moving.id,
+      slug: moving.slug,
+      tier: 'silo',
+      poolId: silo.poolId,
+      schemaName: silo.schemaName,
+      databaseName: silo.databaseName,
+    });
+    const warmed = await waitFor(() => silos(two), (s) => s.size === before2.size + 1 && s.connections >= before2.connections + WARM_CONNECTIONS, 3000, 5);
+    expect(warmed.size).toBe(before2.size + 1);
+    expect(warmed.connections).toBeGreaterThanOrEqual(before2.connections + WARM_CONNECTIONS);
+    expect(two.registry.cachedRecordOf(moving)?.id).toBe(moving.id);
+    expect(silos(one)).toEqual(before1);
+    expect(stale.module.get(SiloDataSourceCache).stats().size).toBe(0);
   });
 
   describe('without REDIS_URL', () => {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { TenantRegistry, type TenantChangePublisher } from '#strata/control-plane';
+import { readMoveHint, TenantMoveHints, TenantRegistry, type TenantChangePublisher, type TenantMoveHint } from '#strata/control-plane';
 import { closeRedisClient, REDIS_CLIENT, type RedisClient } from './redis.client';
 import { RedisMonitor, watchRedisClient, type RedisConnectionTracker } from './redis.monitor';
 
@@ -34,6 +34,8 @@ const CHANNEL_RULE = /^[A-Za-z0-9:._-]{1,128}$/;
 export class TenantRegistryInvalidation implements TenantChangePublisher, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(TenantRegistryInvalidation.name);
   private readonly channel: string;
+  /** Move hints travel apart: an instance of an older release ignores them instead of clearing its registry. */
+  private readonly hintChannel: string;
   private readonly publishTimeoutMs: number;
   private subscriber: Redis | undefined;
   private subscriberLink: RedisConnectionTracker | undefined;
@@ -47,9 +49,11 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
     private readonly registry: TenantRegistry,
     private readonly monitor: RedisMonitor,
     @Inject(REGISTRY_INVALIDATION_OPTIONS) options: RegistryInvalidationOptions = {},
+    private readonly hints: TenantMoveHints,
   ) {
     this.channel = options.channel ?? DEFAULT_REGISTRY_CHANNEL;
     if (!CHANNEL_RULE.test(this.channel)) throw new Error(`registry channel must match ${CHANNEL_RULE}`);
+    this.hintChannel = `${this.channel}.moves`;
     this.publishTimeoutMs = options.publishTimeoutMs ?? 1000;
   }
 
@@ -71,6 +75,7 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
     this.subscriberLink = watchRedisClient(this.monitor, sub, REGISTRY_SUBSCRIBER_CONNECTION, { failFast: true });
     sub.on('message', (channel: string, raw: string) => {
       if (channel === this.channel) this.apply(raw);
+      else if (channel === this.hintChannel) this.applyHint(raw);
     });
     sub.on('close', () => {
       // Messages published from now on are lost to this instance: what it caches meanwhile lives
@@ -114,6 +119,23 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
     return this.publish({ kind: 'all' });
   }
 
+  publishTenantMoving(hint: TenantMoveHint): Promise<void> {
+    this.hints.emit(hint);
+    return this.publishOn(this.hintChannel, JSON.stringify(hint), 'move hint');
+  }
+
+  /** A hint that is not one is dropped: hints are never needed for correctness. */
+  applyHint(raw: string): void {
+    let hint: TenantMoveHint | null = null;
+    try {
+      hint = readMoveHint(JSON.parse(raw));
+    } catch {
+      hint = null;
+    }
+    if (hint) this.hints.emit(hint);
+    else this.logger.debug(`unreadable move hint (${raw.length} bytes) dropped`);
+  }
+
   /** Applies one message. Anything unreadable clears the whole registry: over-invalidating is safe. */
   apply(raw: string): void {
     let msg: Partial<Record<string, unknown>> | undefined;
@@ -135,7 +157,7 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
   private subscribe(): Promise<void> {
     this.subscribing ??= (async () => {
       try {
-        await this.subscriber!.subscribe(this.channel);
+        await this.subscriber!.subscribe(this.channel, this.hintChannel);
         this.subscribed = true;
       } catch (err) {
         // During an outage the monitor has said so once; the ready handler subscribes when it ends.
@@ -149,16 +171,20 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
   }
 
   /** Never throws: the control-plane change is already committed; a lost publish costs one TTL. */
-  private async publish(msg: RegistryChangeMessage): Promise<void> {
+  private publish(msg: RegistryChangeMessage): Promise<void> {
+    return this.publishOn(this.channel, JSON.stringify(msg), `registry change (${msg.kind})`);
+  }
+
+  private async publishOn(channel: string, payload: string, what: string): Promise<void> {
     if (!this.client) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.publishTimeoutMs} ms`)), this.publishTimeoutMs);
     });
     try {
-      await Promise.race([this.client.publish(this.channel, JSON.stringify(msg)), timeout]);
+      await Promise.race([this.client.publish(channel, payload), timeout]);
     } catch (err) {
-      this.logger.error(`registry change (${msg.kind}) not published; other instances see it after their TTL: ${(err as Error).message}`);
+      this.logger.error(`${what} not published; other instances see it after their TTL: ${(err as Error).message}`);
     } finally {
       clearTimeout(timer);
     }

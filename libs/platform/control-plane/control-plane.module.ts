@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { CONTROL_PLANE_ENTITIES } from './control-plane.entities';
 import { CONTROL_DATA_SOURCE, TenantRegistry } from './tenant.registry';
+import { TenantMoveHints } from './tenant-move.hints';
 import { withCredentials } from './connection-url';
 
 @Global()
@@ -25,8 +26,9 @@ import { withCredentials } from './connection-url';
         }).initialize(),
     },
     TenantRegistry,
+    TenantMoveHints,
   ],
-  exports: [CONTROL_DATA_SOURCE, TenantRegistry],
+  exports: [CONTROL_DATA_SOURCE, TenantRegistry, TenantMoveHints],
 })
 export class ControlPlaneModule implements OnApplicationShutdown {
   constructor(@Inject(CONTROL_DATA_SOURCE) private readonly db: DataSource) {}

@@ -18,6 +18,7 @@ export {
 } from './control-plane.entities';
 export { TenantRegistry, CONTROL_DATA_SOURCE } from './tenant.registry';
 export { TENANT_CHANGE_PUBLISHER, type TenantChangePublisher } from './tenant-change.publisher';
+export { TenantMoveHints, readMoveHint, type TenantMoveHint } from './tenant-move.hints';
 export { ControlPlaneModule } from './control-plane.module';
 export { withCredentials, withDatabase } from './connection-url';
 export {

@@ -1,3 +1,5 @@
+import type { TenantMoveHint } from './tenant-move.hints';
+
 /**
  * How a change to the control plane reaches every instance's TenantRegistry. Control-plane only
  * declares the contract; libs/platform/cache implements it over Redis pub/sub. Writers (admin) inject it
@@ -12,4 +14,9 @@ export interface TenantChangePublisher {
   publishMembershipChanged(userId: string, tenantId: string): Promise<void>;
   /** Every instance drops everything its registry cached (and what is kept beside it: plans). Never throws. */
   publishAllChanged(): Promise<void>;
+  /**
+   * Every instance (this one included) that serves the tenant opens connections to where it is
+   * about to live (TenantMoveHints). A hint only: nothing is invalidated. Never throws.
+   */
+  publishTenantMoving(hint: TenantMoveHint): Promise<void>;
 }

@@ -57,6 +57,18 @@ export class TenantRegistry {
     return found?.id === tenant.id ? found : this.findById(tenant.id);
   }
 
+  /**
+   * The tenant's record if this instance has it cached now (it served the tenant within the TTL),
+   * without loading it or touching the cache's order.
+   */
+  cachedRecordOf(tenant: { id: string; slug: string }): TenantEntity | null {
+    for (const key of [`slug:${tenant.slug}`, `id:${tenant.id}`]) {
+      const found = (this.cache.peek(key) as Found<TenantEntity> | undefined)?.value;
+      if (found?.id === tenant.id) return found;
+    }
+    return null;
+  }
+
   findPool(id: string): Promise<PoolEntity | null> {
     return this.cached(`pool:${id}`, () => this.db.getRepository(PoolEntity).findOneBy({ id }));
   }

@@ -15,6 +15,7 @@ import {
 import {
   dataAddressOf,
   OwnerConnections,
+  PlacementWarmer,
   placementOf,
   SiloDataSourceCache,
   siloLeaseKey,
@@ -53,8 +54,6 @@ const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
 /** Connections of the target opened before the flip, for the writes the fence held. */
-const WARM_CONNECTIONS = 4;
-
 interface MoveContext {
   tenant: TenantEntity;
   from: TenantHome;
@@ -79,6 +78,7 @@ export class MoveExecutor extends LeasedExecutor {
     private readonly owners: OwnerConnections,
     private readonly registry: TenantRegistry,
     private readonly silos: SiloDataSourceCache,
+    private readonly warmer: PlacementWarmer,
     @Inject(CONTROL_DATA_SOURCE) private readonly control: DataSource,
     @Inject(STRATA_CONFIG) private readonly config: StrataConfig,
     @Inject(TENANT_SCHEMA_VERSION) private readonly requiredVersion: string,
@@ -221,20 +221,29 @@ export class MoveExecutor extends LeasedExecutor {
     const fromEpoch = move.checkpoint.fromEpoch ?? tenant.placementEpoch;
     let pauseStarted: number | undefined;
     let pausedBeforeMs: number | null = null;
+    let drained: number | undefined;
     const flippedAlready = await this.flipped(move, fromEpoch);
     if (!flippedAlready) pausedBeforeMs = await copier.sourceRetiredAgoMs();
     if (!flippedAlready && pausedBeforeMs === null) {
       // The tenant must still live where this move started: never retire a home it has since come back to.
       await this.assertStillAtSource(move, fromEpoch);
-      // Shrink what is left for the fence, and open the target's connections in this process now:
-      // writes held by the fence should not also wait for new connections after the flip.
+      // Shrink what is left for the fence, and open the target's connections now, here and (the
+      // hint, first, so they warm meanwhile) in every instance that serves the tenant: writes held
+      // by the fence should not also wait for new connections after the flip.
+      await this.changes?.publishTenantMoving({
+        tenantId: tenant.id,
+        slug: tenant.slug,
+        tier: move.toTier,
+        poolId: move.toPoolId,
+        schemaName: move.toSchema,
+        databaseName: move.toDatabase,
+      });
       await copier.catchUpRound();
       await this.warmTarget(move, tenant);
       assertLease();
       await this.step('cutover:before-lock', move);
       pauseStarted = performance.now();
-      const { drained } = await copier.fencedDrain(this.config.moveCutoverLockTimeoutMs);
-      await this.moves.progress(move.id, this.owner, { lagRows: 0, checkpoint: { drainedInFence: drained } });
+      ({ drained } = await copier.fencedDrain(this.config.moveCutoverLockTimeoutMs));
       await this.step('cutover:retired', move);
     }
     // Only now, with the source retired and drained, may the target serve (also on a resumed cutover);
@@ -244,7 +253,13 @@ export class MoveExecutor extends LeasedExecutor {
     // A resumed cutover counts the pause from when the earlier attempt retired the source.
     const pauseMs =
       pauseStarted !== undefined ? Math.round(performance.now() - pauseStarted) : pausedBeforeMs !== null ? pausedBeforeMs : undefined;
-    if (pauseMs !== undefined) await this.moves.progress(move.id, this.owner, { pauseMs });
+    // Recorded after the flip: units held by the fence wait for it, not for the bookkeeping.
+    if (pauseMs !== undefined || drained !== undefined) {
+      await this.moves.progress(move.id, this.owner, {
+        ...(pauseMs !== undefined ? { pauseMs } : {}),
+        ...(drained !== undefined ? { lagRows: 0, checkpoint: { drainedInFence: drained } } : {}),
+      });
+    }
     await this.step('cutover:flipped', move);
     const done = await this.moves.finish(move.id, this.owner, 'done', null, this.config.moveSourceRetentionMs);
     if (done) await this.recordFinished(done, null);
@@ -255,18 +270,14 @@ export class MoveExecutor extends LeasedExecutor {
     return done ?? move;
   }
 
-  /** Best effort: a few connections of the target's DataSource, open before the flip (a new silo database has none). */
+  /**
+   * Best effort: a few connections of the target's DataSource, open before the flip (a new silo
+   * database has none) — in this process, and through a move hint in every process that serves
+   * the tenant (PlacementWarmer).
+   */
   private async warmTarget(move: TenantMoveRecord, tenant: TenantEntity): Promise<void> {
     try {
-      const driver = this.drivers.of(move.toTier);
-      const pool = await this.pool(move.toPoolId);
-      const target = { ...placementOf(tenant), tier: move.toTier, poolId: move.toPoolId, schemaName: move.toSchema, databaseName: move.toDatabase };
-      const leases = await Promise.all(Array.from({ length: WARM_CONNECTIONS }, () => driver.enter(target, pool)));
-      try {
-        await Promise.all(leases.map((l) => l.dataSource.query('SELECT 1')));
-      } finally {
-        for (const l of leases) driver.leave(l);
-      }
+      await this.warmer.warm({ ...placementOf(tenant), tier: move.toTier, poolId: move.toPoolId, schemaName: move.toSchema, databaseName: move.toDatabase });
     } catch (err) {
       this.logger.warn(`move ${move.id}: warming the target's connections failed: ${(err as Error).message}`);
     }

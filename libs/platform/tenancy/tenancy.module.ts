@@ -13,6 +13,7 @@ import { SiloTierDriver } from './tiers/silo.tier';
 import { PlacementResolver, TierDrivers } from './tiers/tier.drivers';
 import { HomeCircuits } from './home.circuit';
 import { ServerConnectionBudget } from './server-connection.budget';
+import { PlacementWarmer } from './placement.warmer';
 
 /**
  * Tenant context and tier-routed connections. Needs STRATA_CONFIG, nestjs-cls (ClsModule), the
@@ -39,8 +40,20 @@ import { ServerConnectionBudget } from './server-connection.budget';
     PlacementResolver,
     HomeCircuits,
     TenantConnectionManager,
+    PlacementWarmer,
   ],
-  exports: [TenantContext, TenantConnectionManager, SharedDataSources, SiloDataSourceCache, ServerConnectionBudget, OwnerConnections, TierDrivers, PlacementResolver, HomeCircuits],
+  exports: [
+    TenantContext,
+    TenantConnectionManager,
+    SharedDataSources,
+    SiloDataSourceCache,
+    ServerConnectionBudget,
+    OwnerConnections,
+    TierDrivers,
+    PlacementResolver,
+    HomeCircuits,
+    PlacementWarmer,
+  ],
 })
 export class TenancyModule {
   /** A domain module declares its tenant tables' entities; every tier's DataSource maps them. */

@@ -41,6 +41,7 @@ export {
   type TierRules,
 } from '../tiers/tier.driver';
 export { TierDrivers, tierRules, PlacementResolver } from '../tiers/tier.drivers';
+export { PlacementWarmer, WARM_CONNECTIONS } from '../placement.warmer';
 export { OwnerConnections, ownerClient, type ServerDatabase } from '../tiers/owner.connections';
 export { tenantTablesOf, deleteTenantRows, quoteIdent, type TenantTable } from '../tiers/tenant-tables.catalog';
 export {
