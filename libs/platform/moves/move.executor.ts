@@ -17,6 +17,7 @@ import {
   OwnerConnections,
   PlacementWarmer,
   placementOf,
+  WARM_CONNECTIONS,
   SiloDataSourceCache,
   siloLeaseKey,
   TENANT_SCHEMA_VERSION,
@@ -238,8 +239,7 @@ export class MoveExecutor extends LeasedExecutor {
         schemaName: move.toSchema,
         databaseName: move.toDatabase,
       });
-      await copier.catchUpRound();
-      await this.warmTarget(move, tenant);
+      await Promise.all([copier.catchUpRound(), this.warmTarget(move, tenant)]);
       assertLease();
       await this.step('cutover:before-lock', move);
       pauseStarted = performance.now();
@@ -277,7 +277,8 @@ export class MoveExecutor extends LeasedExecutor {
    */
   private async warmTarget(move: TenantMoveRecord, tenant: TenantEntity): Promise<void> {
     try {
-      await this.warmer.warm({ ...placementOf(tenant), tier: move.toTier, poolId: move.toPoolId, schemaName: move.toSchema, databaseName: move.toDatabase });
+      const target = { ...placementOf(tenant), tier: move.toTier, poolId: move.toPoolId, schemaName: move.toSchema, databaseName: move.toDatabase };
+      await this.warmer.warm(target, WARM_CONNECTIONS);
     } catch (err) {
       this.logger.warn(`move ${move.id}: warming the target's connections failed: ${(err as Error).message}`);
     }
