@@ -1,15 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Tier } from './control-plane.entities';
+import type { TenantEntity } from './control-plane.entities';
 
-/** Where a tenant is about to live: what a move's executor says right before its cutover. */
-export interface TenantMoveHint {
-  tenantId: string;
-  slug: string;
-  tier: Tier;
-  poolId: string;
-  schemaName: string;
-  databaseName: string | null;
-}
+/** Where a tenant is about to live (its record's placement fields): what a move's executor says right before its cutover. */
+export type TenantMoveHint = { tenantId: string; slug: string } & Pick<TenantEntity, 'tier' | 'poolId' | 'schemaName' | 'databaseName'>;
 
 /**
  * In-process delivery of move hints: a move's executor publishes one (TenantChangePublisher) just
