@@ -4,8 +4,10 @@ import { migrateSchema } from '#strata/migrator';
 import { HomeCopier } from '../../libs/platform/moves/home-copier';
 import type { StrataConfig } from '../../libs/platform/common/strata.config';
 import { OwnerConnections, type TenantHome } from '#strata/tenancy/platform';
+import { deleteTenantRows } from '../../libs/platform/tenancy/tiers/tenant-tables.catalog';
+import { startExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
 import { nextVersion, sqlMigration, withExtra } from '../support/fleet-fixture';
-import { adminUrl, runInfo } from '../support/test-env';
+import { sleep } from '../support/tenancy-fixture';
 
 jest.setTimeout(60_000);
 
@@ -18,20 +20,51 @@ const PROJECTS = 6_000; // more than one COPY batch (5,000)
 /**
  * The copier as managed PostgreSQL runs it: the owner role is not a superuser, so FORCE ROW LEVEL
  * SECURITY applies to it and COPY FROM refuses a forced table unless the copy lifts FORCE first.
+ * On a server of its own: the lock tests hold locks.
  */
 describe('home copier with an owner role that is not a superuser', () => {
   const suffix = randomBytes(4).toString('hex');
   const role = `strata_mover_${suffix}`;
+  const appRole = `strata_app_${suffix}`;
   const database = `strata_copier_${suffix}`;
+  let server: ExtraPostgres;
   let admin: Client;
   let owner: Client;
+  let ownerUrl: string;
   let owners: OwnerConnections;
 
-  const home = (schema: string, exclusive: boolean): TenantHome => {
-    const u = new URL(adminUrl());
-    const port = Number(u.port || 5432);
-    return { tier: exclusive ? 'bridge' : 'pool', poolId: 'p', host: u.hostname, port, dataHost: u.hostname, dataPort: port, database, schema, poolDatabase: database, exclusive };
+  const home = (schema: string, exclusive: boolean): TenantHome => ({
+    tier: exclusive ? 'bridge' : 'pool',
+    poolId: 'p',
+    host: server.host,
+    port: server.port,
+    dataHost: server.host,
+    dataPort: server.port,
+    database,
+    schema,
+    poolDatabase: database,
+    exclusive,
+  });
+  /** Another session of the owner, entered as `tenant` in `schema`. */
+  const sessionAs = async (tenant: string, schema: string) => {
+    const c = new Client({ connectionString: ownerUrl });
+    await c.connect();
+    await c.query(`SELECT set_config('app.tenant_id', $1, false), set_config('search_path', $2, false)`, [tenant, escapeIdentifier(schema)]);
+    return c;
   };
+  const timed = async (work: () => Promise<unknown>) => {
+    const started = Date.now();
+    await work();
+    return Date.now() - started;
+  };
+  const captureTriggers = async (schema: string, table?: string) =>
+    (
+      await owner.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+          WHERE c.relnamespace = $1::regnamespace AND g.tgname LIKE 'strata_move_%' AND ($2::text IS NULL OR c.relname = $2)`,
+        [schema, table ?? null],
+      )
+    ).rows[0].n;
   const enterAs = async (tenant: string, schema: string) =>
     owner.query(`SELECT set_config('app.tenant_id', $1, false), set_config('search_path', $2, false)`, [tenant, escapeIdentifier(schema)]);
   const fill = async (tenant: string, schema: string, projects: number) => {
@@ -57,28 +90,28 @@ describe('home copier with an owner role that is not a superuser', () => {
     (await owner.query<{ relname: string; forced: boolean }>(`SELECT relname, relforcerowsecurity AS forced FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r' AND relname <> 'strata_migrations' ORDER BY relname`, [schema])).rows;
 
   beforeAll(async () => {
-    admin = new Client({ connectionString: adminUrl() });
+    server = await startExtraPostgres();
+    admin = new Client({ connectionString: server.url() });
     await admin.connect();
     await admin.query(`CREATE ROLE ${escapeIdentifier(role)} LOGIN NOSUPERUSER NOBYPASSRLS`);
+    await admin.query(`CREATE ROLE ${escapeIdentifier(appRole)} LOGIN NOSUPERUSER NOBYPASSRLS`);
     await admin.query(`CREATE DATABASE ${escapeIdentifier(database)} OWNER ${escapeIdentifier(role)}`);
-    const url = new URL(adminUrl());
+    const url = new URL(server.url(database));
     url.username = role;
-    url.password = '';
-    url.pathname = `/${database}`;
-    owner = new Client({ connectionString: url.toString() });
+    ownerUrl = url.toString();
+    owner = new Client({ connectionString: ownerUrl });
     await owner.connect();
-    owners = new OwnerConnections({ databaseUrl: url.toString() } as StrataConfig);
+    owners = new OwnerConnections({ databaseUrl: ownerUrl } as StrataConfig);
     for (const schema of ['src_home', 'dst_home', 'shared_home']) {
-      await migrateSchema(owner, { schema, set: 'tenant', grantTo: runInfo().appRole, migrations: withExtra(NOTES) });
+      await migrateSchema(owner, { schema, set: 'tenant', grantTo: appRole, migrations: withExtra(NOTES) });
     }
     await fill(TENANT, 'src_home', PROJECTS);
     await fill(NEIGHBOUR, 'shared_home', 40);
   });
   afterAll(async () => {
     await owner?.end();
-    await admin?.query(`DROP DATABASE IF EXISTS ${escapeIdentifier(database)} WITH (FORCE)`);
-    await admin?.query(`DROP ROLE IF EXISTS ${escapeIdentifier(role)}`);
     await admin?.end();
+    await server?.stop();
   });
 
   it('runs as a role that is neither superuser nor BYPASSRLS, on tables that FORCE row security', async () => {
@@ -136,5 +169,86 @@ describe('home copier with an owner role that is not a superuser', () => {
       // Put the home back as the copy made it, for the next change.
       await copy(home('src_home', true), home('dst_home', true));
     }
+  });
+
+  it("installs its capture triggers past a long transaction that writes to a shared table, without stalling the table's other writers behind its wait", async () => {
+    const blocker = await sessionAs(NEIGHBOUR, 'shared_home');
+    const writer = await sessionAs(NEIGHBOUR, 'shared_home');
+    const copier = new HomeCopier(owners, home('shared_home', false), home('dst_home', true), TENANT, randomUUID());
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`INSERT INTO projects (name) VALUES ('held open')`);
+      const capturing = copier.startCapture();
+      await sleep(300);
+      // CREATE TRIGGER waits for the open writer, and a later writer queues behind a waiting CREATE TRIGGER:
+      // for at most one short attempt now (it was the whole 2 s lock_timeout).
+      const waited = await timed(() => writer.query(`INSERT INTO projects (name) VALUES ('written meanwhile')`));
+      expect(waited).toBeLessThan(1000);
+      expect(await captureTriggers('shared_home', 'projects')).toBe(0);
+      await blocker.query('COMMIT');
+      await capturing;
+      expect(await captureTriggers('shared_home', 'projects')).toBe(3);
+      expect(await captureTriggers('shared_home')).toBe(3 * (await forced('shared_home')).length);
+    } finally {
+      await copier.stopCapture();
+      await copier.close();
+      await blocker.end();
+      await writer.end();
+    }
+  });
+
+  it("removes its capture triggers past a long transaction that reads a shared table, without stalling the table's readers behind its wait", async () => {
+    const blocker = await sessionAs(NEIGHBOUR, 'shared_home');
+    const reader = await sessionAs(NEIGHBOUR, 'shared_home');
+    const copier = new HomeCopier(owners, home('shared_home', false), home('dst_home', true), TENANT, randomUUID());
+    try {
+      await copier.startCapture();
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT count(*) FROM projects`);
+      const removing = copier.stopCapture();
+      await sleep(300);
+      const waited = await timed(() => reader.query(`SELECT count(*) FROM projects`));
+      expect(waited).toBeLessThan(1000);
+      await blocker.query('COMMIT');
+      await removing;
+      expect(await captureTriggers('shared_home')).toBe(0);
+    } finally {
+      await copier.close();
+      await blocker.end();
+      await reader.end();
+    }
+  });
+
+  it("deletes a tenant's rows from a shared home in batches, each committed on its own, and leaves the other tenant's rows", async () => {
+    const count = async (tenant: string) => {
+      await enterAs(tenant, 'shared_home');
+      return (await owner.query<{ n: number }>(`SELECT (SELECT count(*) FROM projects) + (SELECT count(*) FROM tasks) + (SELECT count(*) FROM invoices) AS n`)).rows[0].n;
+    };
+    const neighbour = await count(NEIGHBOUR);
+    const before = Number(await count(TENANT));
+    expect(before).toBeGreaterThan(PROJECTS);
+    const deleting = new Client({ connectionString: ownerUrl });
+    await deleting.connect();
+    // The tasks of the tenant (6,000) seen from another session while the deletion runs: batches of
+    // 1,000 committed one by one show counts in between; one DELETE per table would not.
+    const tasks = async () => {
+      await enterAs(TENANT, 'shared_home');
+      return (await owner.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks`)).rows[0].n;
+    };
+    const seen = new Set<number>();
+    let done = false;
+    const deletion = deleteTenantRows(deleting, 'shared_home', TENANT, { batchRows: 1000, restRatio: 2 }).finally(() => (done = true));
+    while (!done) {
+      seen.add(await tasks());
+      await sleep(2);
+    }
+    try {
+      expect(await deletion).toBeGreaterThanOrEqual(before + 30);
+    } finally {
+      await deleting.end();
+    }
+    expect([...seen].filter((n) => n > 0 && n < PROJECTS).length).toBeGreaterThan(1);
+    expect(Number(await count(TENANT))).toBe(0);
+    expect(await count(NEIGHBOUR)).toBe(neighbour);
   });
 });

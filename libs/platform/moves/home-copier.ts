@@ -100,24 +100,23 @@ export class HomeCopier {
     await inTransaction(src, async () => {
       await src.query(CAPTURE_SQL);
     });
+    // CREATE OR REPLACE (PostgreSQL 14+) takes the lock CREATE TRIGGER takes (writers wait, readers
+    // do not); dropping an existing trigger takes the table exclusively (readers wait too).
+    const replace = (await this.serverVersion(src)) >= 140000;
     for (const t of await this.tenantTables()) {
       const table = this.qualified(this.from, t.name);
       const id = this.tenantId;
-      await inTransaction(src, async () => {
-        // CREATE TRIGGER waits for the table's writers; bounded so a busy table backs off instead of stalling them.
-        await src.query(`SET LOCAL lock_timeout = '2s'`);
-        for (const [suffix, events, when] of [
-          ['i', 'INSERT', `NEW.tenant_id = '${id}'::uuid`],
-          ['u', 'UPDATE', `OLD.tenant_id = '${id}'::uuid OR NEW.tenant_id = '${id}'::uuid`],
-          ['d', 'DELETE', `OLD.tenant_id = '${id}'::uuid`],
-        ] as const) {
-          const name = quoteIdent(this.triggerName(suffix));
-          await src.query(`DROP TRIGGER IF EXISTS ${name} ON ${table}`);
-          await src.query(
-            `CREATE TRIGGER ${name} AFTER ${events} ON ${table} FOR EACH ROW WHEN (${when}) EXECUTE FUNCTION strata_fence.capture_change('${this.moveId}')`,
-          );
-        }
-      });
+      const statements: string[] = [];
+      for (const [suffix, events, when] of [
+        ['i', 'INSERT', `NEW.tenant_id = '${id}'::uuid`],
+        ['u', 'UPDATE', `OLD.tenant_id = '${id}'::uuid OR NEW.tenant_id = '${id}'::uuid`],
+        ['d', 'DELETE', `OLD.tenant_id = '${id}'::uuid`],
+      ] as const) {
+        const name = quoteIdent(this.triggerName(suffix));
+        const create = `TRIGGER ${name} AFTER ${events} ON ${table} FOR EACH ROW WHEN (${when}) EXECUTE FUNCTION strata_fence.capture_change('${this.moveId}')`;
+        statements.push(...(replace ? [`CREATE OR REPLACE ${create}`] : [`DROP TRIGGER IF EXISTS ${name} ON ${table}`, `CREATE ${create}`]));
+      }
+      await tableDdl(src, statements);
     }
   }
 
@@ -125,10 +124,10 @@ export class HomeCopier {
   async stopCapture(): Promise<void> {
     const src = await this.sourceSession();
     for (const t of await this.tenantTables()) {
-      await inTransaction(src, async () => {
-        await src.query(`SET LOCAL lock_timeout = '5s'`);
-        for (const suffix of ['i', 'u', 'd']) await src.query(`DROP TRIGGER IF EXISTS ${quoteIdent(this.triggerName(suffix))} ON ${this.qualified(this.from, t.name)}`);
-      });
+      await tableDdl(
+        src,
+        ['i', 'u', 'd'].map((suffix) => `DROP TRIGGER IF EXISTS ${quoteIdent(this.triggerName(suffix))} ON ${this.qualified(this.from, t.name)}`),
+      );
     }
     const log = await src.query(`SELECT to_regclass('strata_fence.move_changes') IS NOT NULL AS ok`);
     if (log.rows[0].ok) await src.query(`DELETE FROM strata_fence.move_changes WHERE move_id = $1`, [this.moveId]);
@@ -616,6 +615,31 @@ async function remake(c: Client, table: string, deferred: DeferredObject[]): Pro
   for (const o of deferred.filter((d) => d.kind === 'index')) await c.query(o.definition);
   for (const o of deferred.filter((d) => d.kind === 'foreign_key')) await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(o.name)} ${o.definition}`);
 }
+
+/**
+ * Trigger DDL on a table the app is using, in one transaction per table. CREATE TRIGGER waits for
+ * the table's writers and DROP TRIGGER for every unit on it, and while either waits every later unit
+ * on the table queues behind it — on a pool's shared table, every tenant's (a 2–5 s lock_timeout
+ * let one long transaction stall them all that long). So each attempt waits at
+ * most DDL_LOCK_TIMEOUT_MS, then gives way and tries again after a pause (up to DDL_LOCK_ATTEMPTS).
+ */
+async function tableDdl(c: Client, statements: string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await inTransaction(c, async () => {
+        await c.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT_MS}ms'`);
+        for (const sql of statements) await c.query(sql);
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55P03' || attempt >= DDL_LOCK_ATTEMPTS) throw err;
+      const pause = Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+const DDL_LOCK_TIMEOUT_MS = 100;
+const DDL_LOCK_ATTEMPTS = 40;
 
 async function inTransaction<T>(c: Client, fn: () => Promise<T>): Promise<T> {
   await c.query('BEGIN');

@@ -52,21 +52,41 @@ export async function tenantTablesOf(client: ClientBase, schema: string): Promis
 /**
  * Deletes one tenant's rows from every tenant table of `schema`, children first, on an owner session
  * that enters the tenant (search_path and app.tenant_id), so FORCE RLS holds for a non-superuser owner too.
+ *
+ * In batches of `batchRows`, each its own transaction, resting `restRatio` times as long as the batch
+ * took: the home is shared, and one DELETE of a large tenant's rows (100k rows after a move out of the
+ * pool) held the server's CPU and WAL long enough to show in every other tenant's latency. A deletion
+ * that stops half-way leaves only rows of this tenant; running it again deletes the rest.
  */
-export async function deleteTenantRows(client: ClientBase, schema: string, tenantId: string): Promise<number> {
+export async function deleteTenantRows(
+  client: ClientBase,
+  schema: string,
+  tenantId: string,
+  { batchRows = 5000, restRatio = 1 }: { batchRows?: number; restRatio?: number } = {},
+): Promise<number> {
   const tables = await tenantTablesOf(client, schema);
+  const limit = Math.max(1, Math.floor(batchRows));
   let deleted = 0;
-  await client.query('BEGIN');
-  try {
-    await client.query(`SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)`, [quoteIdent(schema), tenantId]);
-    for (const t of [...tables].reverse()) {
-      const r = await client.query(`DELETE FROM ${quoteIdent(schema)}.${quoteIdent(t.name)} WHERE tenant_id = $1`, [tenantId]);
-      deleted += r.rowCount ?? 0;
+  for (const t of [...tables].reverse()) {
+    const table = `${quoteIdent(schema)}.${quoteIdent(t.name)}`;
+    for (;;) {
+      const started = performance.now();
+      let n = 0;
+      await client.query('BEGIN');
+      try {
+        await client.query(`SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)`, [quoteIdent(schema), tenantId]);
+        const r = await client.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND id IN (SELECT id FROM ${table} WHERE tenant_id = $1 LIMIT ${limit})`, [tenantId]);
+        n = r.rowCount ?? 0;
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      deleted += n;
+      if (n < limit) break;
+      const rest = (performance.now() - started) * restRatio;
+      if (rest >= 1) await new Promise((r) => setTimeout(r, rest));
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
   }
   return deleted;
 }
