@@ -48,8 +48,8 @@ export class TenantRegistryInvalidation implements TenantChangePublisher, OnAppl
     @Inject(REDIS_CLIENT) private readonly client: RedisClient,
     private readonly registry: TenantRegistry,
     private readonly monitor: RedisMonitor,
-    @Inject(REGISTRY_INVALIDATION_OPTIONS) options: RegistryInvalidationOptions = {},
     private readonly hints: TenantMoveHints,
+    @Inject(REGISTRY_INVALIDATION_OPTIONS) options: RegistryInvalidationOptions = {},
   ) {
     this.channel = options.channel ?? DEFAULT_REGISTRY_CHANNEL;
     if (!CHANNEL_RULE.test(this.channel)) throw new Error(`registry channel must match ${CHANNEL_RULE}`);

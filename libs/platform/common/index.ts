@@ -32,7 +32,7 @@ export {
   type Page,
 } from './keyset-cursor';
 export { safeIntegerTransformer } from './safe-integer.transformer';
-export { isHomeUnreachable, isHomeBusy, faultReason } from './database-fault.classifier';
+export { isHomeUnreachable, isHomeBusy, faultReason, LOCK_NOT_AVAILABLE } from './database-fault.classifier';
 export { CommonErrorCode } from './common.errors';
 export { errorCatalogue, type ErrorCatalogue } from './error-catalogue';
 export { API_ERRORS, ApiErrors, ApiItemsResponse, ApiPageResponse, declaredApiErrors, mergeErrorMaps, type ApiErrorMap } from './openapi.decorators';

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { QueryFailedError } from 'typeorm';
-import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { LOCK_NOT_AVAILABLE, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantConnectionManager } from '#strata/tenancy';
 import { IdempotencyKeyInUseError, IdempotencyKeyReusedError } from './idempotency.errors';
 import { idempotencyKeyRowId } from './idempotency-key';
@@ -23,8 +23,6 @@ export interface IdempotentRequest {
   hash: string;
 }
 
-// SQLSTATE lock_not_available: the role's lock_timeout ran out while waiting on the first request.
-const LOCK_NOT_AVAILABLE = '55P03';
 // A live row can vanish between claim and read only if the sweep took it in between (it was expiring).
 const CLAIM_ATTEMPTS = 3;
 

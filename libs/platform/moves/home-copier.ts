@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
+import { LOCK_NOT_AVAILABLE } from '#strata/common';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { FENCE_LOCK_CLASS, OwnerConnections, quoteIdent, tenantTablesOf, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
 import type { TableCheck } from './tenant-move.types';
@@ -632,7 +633,7 @@ async function tableDdl(c: Client, statements: string[]): Promise<void> {
       });
       return;
     } catch (err) {
-      if ((err as { code?: string }).code !== '55P03' || attempt >= DDL_LOCK_ATTEMPTS) throw err;
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= DDL_LOCK_ATTEMPTS) throw err;
       const pause = Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, pause));
     }

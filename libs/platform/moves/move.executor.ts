@@ -54,7 +54,6 @@ const POLL_MS = 500;
 const MAX_ATTEMPTS = 3;
 /** Catch-up stops when the log is this short; the rest is drained inside the fence. */
 const CUTOVER_LAG = 200;
-/** Connections of the target opened before the flip, for the writes the fence held. */
 interface MoveContext {
   tenant: TenantEntity;
   from: TenantHome;
