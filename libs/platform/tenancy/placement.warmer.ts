@@ -47,8 +47,26 @@ export class PlacementWarmer implements OnModuleInit, OnModuleDestroy {
     this.off?.();
   }
 
-  /** Opens `connections` of the placement's DataSource, each touching the home's tables once, and gives them back idle. Throws when it cannot. */
-  async warm(target: TenantPlacement, connections = this.perTenant): Promise<void> {
+  /** Warms in progress, by placement: see `warm`. */
+  private readonly warming = new Map<string, Promise<void>>();
+
+  /**
+   * Opens `connections` of the placement's DataSource, each touching the home's tables once, and
+   * gives them back idle. Throws when it cannot. One warm per placement at a time: a process can be
+   * asked several times for one cutover (the executor's own warm, the hint delivered in-process and
+   * again by its own pub/sub subscription), and a later caller waits for the warm under way.
+   */
+  warm(target: TenantPlacement, connections = this.perTenant): Promise<void> {
+    const key = `${target.id}@${target.tier}/${target.poolId}/${target.schemaName}/${target.databaseName ?? ''}`;
+    let running = this.warming.get(key);
+    if (!running) {
+      running = this.open(target, connections).finally(() => this.warming.delete(key));
+      this.warming.set(key, running);
+    }
+    return running;
+  }
+
+  private async open(target: TenantPlacement, connections: number): Promise<void> {
     const pool = await this.registry.findPool(target.poolId);
     if (!pool) throw new Error(`pool ${target.poolId} is not registered`);
     const driver = this.drivers.of(target.tier);
