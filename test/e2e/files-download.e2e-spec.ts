@@ -93,7 +93,10 @@ describe('file downloads (local driver): signed URLs, ranges, entity tags', () =
 
     it('answers an expired URL with 403 signed_url_expired', async () => {
       const o = ownedOn('bridge');
-      const { token, expiresAt } = await signAs(t, o.tenant, o.fileId, 1);
+      // Lifetimes are whole seconds from the current second, so a 1 s token may live only a few
+      // milliseconds (it failed so on a slow CI machine); 3 s leaves at least 2 s for the first GET.
+      const { token, expiresAt } = await signAs(t, o.tenant, o.fileId, 3);
+      expect(expiresAt.getTime() - Date.now()).toBeGreaterThan(1500);
       await anonymous(`/files/signed?token=${token}`).expect(200);
       await sleep(Math.max(0, expiresAt.getTime() - Date.now()) + 1100);
       const res = await t.http().get(`/files/signed?token=${token}`);
