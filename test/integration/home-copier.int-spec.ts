@@ -219,6 +219,54 @@ describe('home copier with an owner role that is not a superuser', () => {
     }
   });
 
+  it.each([
+    ['an exclusive', 'dst_home', true],
+    ['a shared', 'shared_home', false],
+  ] as const)(
+    'applies captured inserts, updates and deletes (quotes, backslashes, newlines, json) into %s home in a catch-up round and in the fenced drain, row for row',
+    async (_kind, schema, exclusive) => {
+      // A move's target starts without the tenant's rows (the driver drops what an earlier copy left).
+      if (!exclusive) await deleteTenantRows(owner, schema, TENANT);
+      await copy(home('src_home', true), home(schema, exclusive));
+      const tables = ['projects', 'tasks', 'invoices', 'json_notes'];
+      const rowsOf = async (at: string) => {
+        await enterAs(TENANT, at);
+        const out: Record<string, string> = {};
+        for (const t of tables) out[t] = (await owner.query(`SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY id)), '') AS v FROM ${t} t`)).rows[0].v;
+        return out;
+      };
+      const writer = await sessionAs(TENANT, 'src_home');
+      const moveId = randomUUID();
+      const copier = new HomeCopier(owners, home('src_home', true), home(schema, exclusive), TENANT, moveId);
+      try {
+        await copier.startCapture();
+        await writer.query(`INSERT INTO projects (name, description) VALUES ($1, $2)`, [`it's \\ "q"\nline`, 'C:\\path\\']);
+        await writer.query(`UPDATE projects SET description = $1 WHERE id = (SELECT id FROM projects ORDER BY id LIMIT 1)`, [`back\\slash 'quote'`]);
+        await writer.query(`DELETE FROM projects WHERE id = (SELECT id FROM projects ORDER BY id OFFSET 1 LIMIT 1)`); // and its task, by cascade
+        await writer.query(`INSERT INTO json_notes (body) VALUES ($1::json)`, [JSON.stringify({ q: `it's "x" \\ y`, nl: 'a\nb' })]);
+        expect((await copier.catchUpRound()).applied).toBeGreaterThanOrEqual(4);
+        expect(await rowsOf(schema)).toEqual(await rowsOf('src_home'));
+
+        await writer.query(`UPDATE tasks SET title = $1, status = 'done' WHERE id = (SELECT id FROM tasks ORDER BY id DESC LIMIT 1)`, ['tab\there']);
+        // An invoice deleted and another made with its number, in one round: the number is unique.
+        const number = (await writer.query(`DELETE FROM invoices WHERE id = (SELECT id FROM invoices ORDER BY id LIMIT 1) RETURNING number`)).rows[0].number;
+        await writer.query(`INSERT INTO invoices (number, amount, currency, due_at) VALUES ($1, 1, 'EUR', now())`, [number]);
+        await writer.query(`INSERT INTO invoices (number, amount, currency, due_at) VALUES ($1, 1, 'EUR', now())`, [`INV-'new' ${schema}`]);
+        const { drained } = await copier.fencedDrain(5000);
+        expect(drained).toBe(4);
+        expect(await rowsOf(schema)).toEqual(await rowsOf('src_home'));
+        const retired = await owner.query(`SELECT move_id FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = 'src_home'`, [TENANT]);
+        expect(retired.rows).toEqual([{ move_id: moveId }]);
+        expect(await copier.lag()).toBe(0);
+      } finally {
+        await copier.stopCapture();
+        await copier.close();
+        await writer.end();
+        await owner.query(`DELETE FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = 'src_home'`, [TENANT]);
+      }
+    },
+  );
+
   it("deletes a tenant's rows from a shared home in batches, each committed on its own, and leaves the other tenant's rows", async () => {
     const count = async (tenant: string) => {
       await enterAs(tenant, 'shared_home');
