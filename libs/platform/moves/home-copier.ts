@@ -580,10 +580,14 @@ export class HomeCopier {
   private async session(home: TenantHome, name: string): Promise<Client> {
     const c = await this.owners.connect(home, name);
     // Session-wide on a connection of its own: the tenant (FORCE RLS, WITH CHECK's schema pin), UTC
-    // so row text (checksums) is the same on both servers, and bounded waits.
+    // so row text (checksums) is the same on both servers, and bounded waits. No parallel workers:
+    // a checksum's scan of a big shared table or an index build would otherwise run as 3 processes
+    // (the leader and PostgreSQL's default 2 workers) on the servers the other tenants are served
+    // from; one session of the mover never takes more than one core.
     await c.query(
       `SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false), set_config('TimeZone', 'UTC', false),
-              set_config('statement_timeout', '300s', false), set_config('idle_in_transaction_session_timeout', '60s', false)`,
+              set_config('statement_timeout', '300s', false), set_config('idle_in_transaction_session_timeout', '60s', false),
+              set_config('max_parallel_workers_per_gather', '0', false), set_config('max_parallel_maintenance_workers', '0', false)`,
       [quoteIdent(home.schema), this.tenantId],
     );
     return c;
