@@ -14,14 +14,41 @@ const target: TenantPlacement = {
   placementEpoch: 2,
 };
 
-/** A warmer over a driver that counts the leases it hands out; each lease's query takes a few ms. */
+/**
+ * A warmer over a driver that counts the leases it hands out and the connections (query runners)
+ * they hold; each touch takes a few ms.
+ */
 function warmerCounting() {
   let entered = 0;
-  const dataSource = { entityMetadatas: [{ tableName: 'projects' }], query: () => new Promise((r) => setTimeout(r, 5)) };
-  const driver = { enter: async () => (entered++, { dataSource }), leave: () => undefined };
+  let touching = 0;
+  let maxTouching = 0;
+  let held = 0;
+  let maxHeld = 0;
+  const events: string[] = [];
+  const dataSource = {
+    entityMetadatas: [{ tableName: 'projects' }],
+    createQueryRunner: () => {
+      held++;
+      maxHeld = Math.max(maxHeld, held);
+      return {
+        query: async () => {
+          touching++;
+          maxTouching = Math.max(maxTouching, touching);
+          await new Promise((r) => setTimeout(r, 5));
+          touching--;
+          events.push('touched');
+        },
+        release: async () => {
+          held--;
+          events.push('released');
+        },
+      };
+    },
+  };
+  const driver = { ownConnections: true, enter: async () => (entered++, { dataSource }), leave: () => undefined };
   const registry = { findPool: async () => ({ id: 'main-silo' }) };
   const warmer = new PlacementWarmer({ of: () => driver } as never, registry as never, new TenantMoveHints(), { siloPoolMax: 6 } as never);
-  return { warmer, entered: () => entered };
+  return { warmer, driver, entered: () => entered, maxTouching: () => maxTouching, maxHeld: () => maxHeld, held: () => held, events };
 }
 
 describe('placement warmer', () => {
@@ -36,5 +63,21 @@ describe('placement warmer', () => {
     await warmer.warm(target);
     await Promise.all([warmer.warm(target), warmer.warm({ ...target, databaseName: 'strata_t_other' })]);
     expect(entered()).toBe(18);
+  });
+
+  it('opens the connections one after the other, each held until the last is open, then gives them all back', async () => {
+    const w = warmerCounting();
+    await w.warmer.warm(target);
+    expect(w.maxTouching()).toBe(1);
+    expect(w.maxHeld()).toBe(6);
+    expect(w.held()).toBe(0);
+    expect(w.events).toEqual([...Array(6).fill('touched'), ...Array(6).fill('released')]);
+  });
+
+  it("opens nothing for a home on a shared DataSource (pool, bridge): its connections are every tenant's", async () => {
+    const w = warmerCounting();
+    w.driver.ownConnections = false;
+    await w.warmer.warm({ ...target, tier: 'bridge', schemaName: 't_acme', databaseName: null });
+    expect([w.entered(), w.maxHeld()]).toEqual([0, 0]);
   });
 });

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { TenantMoveHints, TenantRegistry, type TenantMoveHint } from '#strata/control-plane';
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { placementOf, type TenantPlacement } from './tenant.types';
 import { quoteIdent } from './tiers/tenant-tables.catalog';
 import { TierDrivers } from './tiers/tier.drivers';
@@ -67,17 +67,33 @@ export class PlacementWarmer implements OnModuleInit, OnModuleDestroy {
   }
 
   private async open(target: TenantPlacement, connections: number): Promise<void> {
+    const driver = this.drivers.of(target.tier);
+    // A shared DataSource (pool, bridge) has its connections open already, and holding SILO_POOL_MAX
+    // of them (DATA_POOL_MAX is 10 by default) would make every other tenant's units wait.
+    if (!driver.ownConnections) return;
     const pool = await this.registry.findPool(target.poolId);
     if (!pool) throw new Error(`pool ${target.poolId} is not registered`);
-    const driver = this.drivers.of(target.tier);
-    // Leases in flight together: a silo DataSource grows one slot per unit in flight (SILO_POOL_MAX at most).
-    const entered = await Promise.allSettled(Array.from({ length: connections }, () => driver.enter(target, pool)));
-    const leases = entered.flatMap((e) => (e.status === 'fulfilled' ? [e.value] : []));
+    // One connection after the other, each held until the last is open (so each lease opens a new
+    // one: a silo DataSource grows one slot per unit in flight, SILO_POOL_MAX at most). A backend's
+    // start and its first touch of every table cost a few ms of the server's CPU each; opened all
+    // at once, the 8 + 4 of a pool → silo cutover took both of bench:move's 2 cores for ~100 ms
+    // and every tenant's requests waited (neighbours' p99 40–64 ms against ~10 ms). One at a time
+    // they take at most one core, and the warm still ends well before the fence (it starts with
+    // `verifying`).
+    // Each connection is held (a query runner) until the last is open: a touch run through the
+    // DataSource would hand its connection back and the next one would reuse it.
+    const leases: Array<Awaited<ReturnType<typeof driver.enter>>> = [];
+    const held: QueryRunner[] = [];
     try {
-      const failed = entered.find((e) => e.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-      await Promise.all(leases.map((l) => l.dataSource.query(touchTablesSql(l.dataSource, target.schemaName))));
+      for (let i = 0; i < connections; i++) {
+        const lease = await driver.enter(target, pool);
+        leases.push(lease);
+        const runner = lease.dataSource.createQueryRunner();
+        held.push(runner);
+        await runner.query(touchTablesSql(lease.dataSource, target.schemaName));
+      }
     } finally {
+      await Promise.all(held.map((r) => r.release().catch(() => undefined)));
       for (const l of leases) driver.leave(l);
     }
   }

@@ -32,6 +32,7 @@ export const BRIDGE_RULES: TierRules = {
     exclusive: true,
   }),
   ownMigrationTarget: true,
+  ownConnections: false,
   schemaVersionOf: (tenant) => tenant.schemaVersion,
 };
 

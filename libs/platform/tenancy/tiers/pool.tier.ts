@@ -21,6 +21,7 @@ export const POOL_RULES: TierRules = {
   }),
   // The pool's shared schema is one target (`pool:<poolId>`) for all its tenants, versioned on the pool.
   ownMigrationTarget: false,
+  ownConnections: false,
   schemaVersionOf: (_tenant, pool) => pool.schemaVersion,
 };
 

@@ -48,6 +48,7 @@ export const SILO_RULES: TierRules = {
     return { tier: 'silo', poolId: pool.id, ...homeAddresses(pool), database: tenant.databaseName, poolDatabase: pool.database, schema: tenant.schemaName, exclusive: true };
   },
   ownMigrationTarget: true,
+  ownConnections: true,
   schemaVersionOf: (tenant) => tenant.schemaVersion,
 };
 

@@ -8,10 +8,12 @@ import type { HomeNames, HomePool, TenantHome, TierLease, TierRules } from './ti
 export abstract class RulesBackedDriver implements TierRules {
   readonly tier: TierRules['tier'];
   readonly ownMigrationTarget: boolean;
+  readonly ownConnections: boolean;
 
   constructor(private readonly rules: TierRules) {
     this.tier = rules.tier;
     this.ownMigrationTarget = rules.ownMigrationTarget;
+    this.ownConnections = rules.ownConnections;
   }
 
   placementFor(slug: string): HomeNames {

@@ -87,6 +87,12 @@ export interface TierRules {
    * its pool's shared target (`pool:<poolId>`) migrates it.
    */
   readonly ownMigrationTarget: boolean;
+  /**
+   * Whether a home has connections of its own (a DataSource per home): a process then holds none to
+   * a home new to it, and a move's cutover warms them first (PlacementWarmer). A home on a shared
+   * DataSource is reached through connections its server's other tenants keep open.
+   */
+  readonly ownConnections: boolean;
   /** The tenant schema version its home has reached (own targets keep it on the tenant record). */
   schemaVersionOf(tenant: { schemaVersion: string }, pool: { schemaVersion: string }): string;
 }
