@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { appendFileSync } from 'node:fs';
 import { loadStrataConfig } from '#strata/common';
 import { createApp } from '../apps/api/src/app.factory';
 import { serveAsApiChild } from './api-child.server';
@@ -24,7 +25,24 @@ export interface MoveServerReady {
   };
 }
 
+/**
+ * With `--dump f` (BENCH_STALLS=f.stalls): a line per 5 ms tick that came more than 12 ms late —
+ * the API's event loop was blocked (a GC, a synchronous build) — so a slow request can be told
+ * apart from a slow database.
+ */
+function watchStalls(): void {
+  if (!process.env.BENCH_STALLS) return;
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    const late = now - last - 5;
+    if (late > 12) appendFileSync(process.env.BENCH_STALLS!, `${Date.now()} ${late.toFixed(1)}\n`);
+    last = now;
+  }, 5).unref();
+}
+
 async function main(): Promise<void> {
+  watchStalls();
   const config = loadStrataConfig(process.env);
   const app = await createApp(config, { logger: false });
   const { port, adminToken } = await serveAsApiChild(app, 'move-server');

@@ -12,7 +12,7 @@
  * not finish; missing a time target is printed (✗), not fatal.
  */
 import { execFileSync, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -56,6 +56,8 @@ interface Options {
   afterMs: number;
   warmupMs: number;
   keepLog: boolean;
+  /** Where to write every request's timing and the moves' phases (JSON), with the API's event-loop stalls beside it. */
+  dump: string | null;
   /** Who runs the move: the API child (`npm start` alone) or a worker process beside it (with Redis). */
   executor: 'api' | 'worker';
 }
@@ -77,6 +79,7 @@ function parseOptions(argv: string[]): Options {
       after: { type: 'string' },
       warmup: { type: 'string' },
       'keep-log': { type: 'boolean', default: false },
+      dump: { type: 'string' },
       executor: { type: 'string', default: 'api' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -91,6 +94,8 @@ function parseOptions(argv: string[]): Options {
         '  --after s       keep the load on at least this long after a move ends, before checking\n' +
         '  --warmup s      load before the first window (JIT, pools)\n' +
         '  --keep-log      keep the API child\'s log file even when the run passes\n' +
+        '  --dump f        write every request\'s [scheduled, done, op] and the moves\' phases to f (JSON), and the API\n' +
+        '                  child\'s event-loop stalls over 12 ms to f.stalls ("<epoch ms> <ms late>" lines): where a p99 comes from\n' +
         '  --executor w    api (default): the API child runs the move, as `npm start` alone does; worker: a worker\n' +
         '                  process runs it (MOVES_EXECUTOR=false in the API), both with REDIS_URL, as deployed',
     );
@@ -110,6 +115,7 @@ function parseOptions(argv: string[]): Options {
     afterMs: num('after', values.after, 2, 0) * 1000,
     warmupMs: num('warmup', values.warmup, 5, 0) * 1000,
     keepLog: values['keep-log'] ?? false,
+    dump: values.dump ?? null,
     executor: executorOf(values.executor),
   };
 }
@@ -186,6 +192,7 @@ function childEnv(db: BenchDatabase, executor: Options['executor']): NodeJS.Proc
     'MOVE_LEASE_MS',
     'MOVE_CUTOVER_LOCK_TIMEOUT_MS',
     'REGISTRY_CACHE_TTL_MS',
+    'BENCH_STALLS',
   ]) {
     delete env[k];
   }
@@ -197,8 +204,10 @@ function childEnv(db: BenchDatabase, executor: Options['executor']): NodeJS.Proc
   return env;
 }
 
-async function startServer(db: BenchDatabase, logFd: number, executor: Options['executor']): Promise<Server> {
-  return forkApiChild<MoveServerReady>(join(__dirname, 'move-server.js'), childEnv(db, executor), ['ignore', logFd, logFd, 'ipc']);
+async function startServer(db: BenchDatabase, logFd: number, executor: Options['executor'], dump: string | null): Promise<Server> {
+  const env = childEnv(db, executor);
+  if (dump) env.BENCH_STALLS = `${dump}.stalls`;
+  return forkApiChild<MoveServerReady>(join(__dirname, 'move-server.js'), env, ['ignore', logFd, logFd, 'ipc']);
 }
 
 /** The worker process (apps/worker) as `npm run start:worker` runs it, with moves on; its log goes with the API child's. */
@@ -922,7 +931,7 @@ void runBench(
     const opts = options;
     const pgVersion = await db.serverVersion();
     const pgSettings = await db.settings(['synchronous_commit', 'fsync', 'max_connections', 'shared_buffers']);
-    const s = await startServer(db, logFd, opts.executor);
+    const s = await startServer(db, logFd, opts.executor, opts.dump);
     onCleanup(() => s.stop().catch((err) => console.error('stopping the API child failed:', err)));
     if (opts.executor === 'worker') {
       const worker = await startWorker(db, logFd);
@@ -1006,6 +1015,13 @@ void runBench(
     const { acks, failed } = acksOf(writer.samples, Infinity);
     const finalCheck = await checkAcks(home, mover.id, acks, failed);
 
+    if (opts.dump) {
+      writeFileSync(opts.dump, JSON.stringify({
+        moves: results.map((r) => ({ from: r.from, to: r.to, requestedAt: r.requestedAt, endedAt: r.endedAt, phases: r.view.phases })),
+        writer: writer.samples.map((x) => [x.intended, x.done, x.op]),
+        others: others.map((o) => ({ tier: o.tier, samples: o.loop.samples.map((x) => [x.intended, x.done, x.op]) })),
+      }));
+    }
     const text = report(results, writer, others, finalCheck, describeEnvironment(opts, s, pgVersion, pgSettings, loaded, logPath));
     console.log(text);
     // The executor's own account (pause, retries, failures), from the API child's log.
