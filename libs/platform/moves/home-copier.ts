@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { escapeLiteral, type Client } from 'pg';
 import { LOCK_NOT_AVAILABLE } from '#strata/common';
@@ -222,13 +223,32 @@ export class HomeCopier {
     return copied;
   }
 
-  /** One keyset range of `table`, source COPY streamed into the target table's COPY. */
+  /**
+   * One keyset range of `table`, the source's COPY into the target table's COPY. Between two
+   * servers the two run at once, streamed. On one server (a bridge or a silo database beside the
+   * pool) the batch (~1 MB) is read whole first, then written: streamed, the source's backend, the
+   * target's and this process were busy at once — on bench:move's 2 cores, every core, and the API
+   * serving the other tenants was left waiting for tens of ms at a time (its event loop ran 15–32 ms
+   * late). One at a time, the mover keeps at most one backend of a server busy.
+   */
   private async streamBatch(src: Client, tgt: Client, t: TenantTable, into: string, format: string, after: string | null, upTo: string | null): Promise<number> {
     const cols = t.columns.map(quoteIdent).join(', ');
     const out = src.query(copyTo(`COPY (SELECT ${cols} FROM ${this.qualified(this.from, t.name)} WHERE ${this.range(after, upTo)}) TO STDOUT${format}`));
+    if (this.sameServer) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of out) chunks.push(chunk as Buffer);
+      const sink = tgt.query(copyFrom(`COPY ${into} (${cols}) FROM STDIN${format}`));
+      await pipeline(Readable.from(chunks), sink);
+      return sink.rowCount;
+    }
     const sink = tgt.query(copyFrom(`COPY ${into} (${cols}) FROM STDIN${format}`));
     await pipeline(out, sink);
     return sink.rowCount;
+  }
+
+  /** Source and target homes on one PostgreSQL server (any database of it). */
+  private get sameServer(): boolean {
+    return this.from.host === this.to.host && this.from.port === this.to.port;
   }
 
   /** One keyset range into a shared table: COPY into a session-temporary stage, then one upsert from it. */
