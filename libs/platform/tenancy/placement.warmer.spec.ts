@@ -80,4 +80,10 @@ describe('placement warmer', () => {
     await w.warmer.warm({ ...target, tier: 'bridge', schemaName: 't_acme', databaseName: null });
     expect([w.entered(), w.maxHeld()]).toEqual([0, 0]);
   });
+
+  it('never opens more connections than one DataSource holds (SILO_POOL_MAX): the warm holds each until the last is open', async () => {
+    const w = warmerCounting();
+    await w.warmer.warm(target, 9);
+    expect([w.entered(), w.maxHeld()]).toEqual([6, 6]);
+  });
 });

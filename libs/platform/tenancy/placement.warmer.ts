@@ -36,7 +36,7 @@ export class PlacementWarmer implements OnModuleInit, OnModuleDestroy {
     private readonly hints: TenantMoveHints,
     @Inject(STRATA_CONFIG) config: StrataConfig,
   ) {
-    this.perTenant = Math.max(WARM_CONNECTIONS, config.siloPoolMax);
+    this.perTenant = config.siloPoolMax;
   }
 
   onModuleInit(): void {
@@ -57,6 +57,9 @@ export class PlacementWarmer implements OnModuleInit, OnModuleDestroy {
    * again by its own pub/sub subscription), and a later caller waits for the warm under way.
    */
   warm(target: TenantPlacement, connections = this.perTenant): Promise<void> {
+    // Never more than a DataSource holds: each connection is held until the last is open, and one
+    // past SILO_POOL_MAX would wait for a connection the warm itself holds (until the pool's timeout).
+    connections = Math.min(connections, this.perTenant);
     const key = `${target.id}@${target.tier}/${target.poolId}/${target.schemaName}/${target.databaseName ?? ''}`;
     let running = this.warming.get(key);
     if (!running) {
