@@ -779,6 +779,47 @@ describe('tenant moves under faults: killed executors, cancel, an unreachable ta
       },
     );
 
+    it('a cutover whose last changes can never be applied (two invoices swap their numbers before the fence) fails after its attempts instead of retrying without end: the tenant stays on its source with its data and writable, the target and the capture are gone', async () => {
+      const { tenant, home } = await seededTenant('swap', 'pool');
+      const invoice = async (number: string) => (await t.http().post('/invoices').set(as(tenant)).send({ number, amount: 1, currency: 'EUR' }).expect(201)).body.id as string;
+      const [a, b] = [await invoice('SWAP-A'), await invoice('SWAP-B')];
+      const paused = pauseAt('cutover:before-lock', tenant.id);
+      try {
+        const move = await requestMove(t.http, tenant.id, { toTier: 'bridge' });
+        await paused.reached;
+        // The source's own unique index makes the swap go through a placeholder; the target only
+        // ever gets each row's final state, one upsert after the other.
+        await sql(
+          homeUrl(home),
+          `BEGIN;
+           UPDATE ${q(home, 'invoices')} SET number = 'SWAP-TMP' WHERE tenant_id = '${tenant.id}' AND id = '${a}';
+           UPDATE ${q(home, 'invoices')} SET number = 'SWAP-A' WHERE tenant_id = '${tenant.id}' AND id = '${b}';
+           UPDATE ${q(home, 'invoices')} SET number = 'SWAP-B' WHERE tenant_id = '${tenant.id}' AND id = '${a}';
+           COMMIT`,
+        );
+        paused.release();
+        const ended = await waitForMove(move.id);
+        expect({ phase: ended.phase, error: ended.error }).toEqual({ phase: 'failed', error: expect.stringMatching(/duplicate key value violates unique constraint/) });
+        expect(ended.phases.map((p) => p.phase)).toContain('cutover');
+
+        expect(await tenantView(tenant.id)).toMatchObject({ tier: 'pool' });
+        const numbers = await sql<{ id: string; number: string }>(homeUrl(home), `SELECT id, number FROM ${q(home, 'invoices')} WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY number`, [
+          tenant.id,
+          [a, b],
+        ]);
+        expect(numbers).toEqual([
+          { id: b, number: 'SWAP-A' },
+          { id: a, number: 'SWAP-B' },
+        ]);
+        expect((await t.http().post('/projects').set(as(tenant)).send({ name: 'after the failed cutover' })).status).toBe(201);
+        const { from, to } = await moveHomes(move.id);
+        expect(await homeExists(to, tenant.id)).toBe(false);
+        expect(await captureLeftovers(from, move.id)).toEqual({ triggers: [], changes: 0 });
+      } finally {
+        paused.release();
+      }
+    });
+
     it.each<[Tier, Tier]>([
       ['bridge', 'silo'],
       ['silo', 'pool'],

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { LOCK_NOT_AVAILABLE, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { LeasedExecutor, LeaseKeeper, LeaseLost } from '#strata/leases';
 import {
   AUDIT_LOG,
@@ -345,7 +345,7 @@ export class MoveExecutor extends LeasedExecutor {
   private async onFailure(move: TenantMoveRecord, ctx: MoveContext | undefined, err: unknown): Promise<void> {
     const message = (err as Error)?.message ?? String(err);
     const current = (await this.moves.findById(move.id).catch(() => null)) ?? move;
-    if (current.phase === 'cutover') {
+    if (current.phase === 'cutover' && !(await this.cutoverUndoable(move, ctx, err))) {
       // Past the point of no return: a cutover is only ever finished, never undone. Back off, retry.
       this.logger.warn(`move ${move.id}: cutover attempt failed (${message}); retrying`);
       await this.moves.release(move.id, this.owner, 250, message).catch(() => undefined);
@@ -372,6 +372,26 @@ export class MoveExecutor extends LeasedExecutor {
     if (finished) await this.recordFinished(finished, cancelled ? null : message);
     if (cancelled) this.logger.log(`move ${move.id}: cancelled and rolled back`);
     else this.logger.error(`move ${move.id}: failed and rolled back: ${message}`);
+  }
+
+  /**
+   * Whether a failed cutover attempt left nothing to finish, so the move may fail and roll back like
+   * one in an earlier phase: the source is not retired by this move and the placement not flipped —
+   * known for sure, not guessed (a source that cannot be asked counts as retired). The point of no
+   * return is the fence's COMMIT, not the phase's start: a drain that can never be applied (a swap
+   * of unique values on the target, a target that lost a table) retried without end before, the
+   * move stuck in `cutover` and not cancellable. A fence lock not granted in time
+   * (MOVE_CUTOVER_LOCK_TIMEOUT_MS: a long write unit of the tenant) is retried as before.
+   */
+  private async cutoverUndoable(move: TenantMoveRecord, ctx: MoveContext | undefined, err: unknown): Promise<boolean> {
+    if (!ctx || (err as { code?: string })?.code === LOCK_NOT_AVAILABLE || err instanceof LeaseLost) return false;
+    try {
+      const fromEpoch = move.checkpoint.fromEpoch ?? ctx.tenant.placementEpoch;
+      if (await this.flipped(move, fromEpoch)) return false;
+      return (await ctx.copier.sourceRetiredAgoMs()) === null;
+    } catch {
+      return false;
+    }
   }
 
   /**
