@@ -785,7 +785,8 @@ describe('tenant moves under faults: killed executors, cancel, an unreachable ta
       const [a, b] = [await invoice('SWAP-A'), await invoice('SWAP-B')];
       const paused = pauseAt('cutover:before-lock', tenant.id);
       try {
-        const move = await requestMove(t.http, tenant.id, { toTier: 'bridge' });
+        // Into a silo: the instances hold warm connections to the new database when it is dropped.
+        const move = await requestMove(t.http, tenant.id, { toTier: 'silo' });
         await paused.reached;
         // The source's own unique index makes the swap go through a placeholder; the target only
         // ever gets each row's final state, one upsert after the other.
