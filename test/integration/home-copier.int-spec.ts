@@ -15,7 +15,7 @@ jest.setTimeout(60_000);
 const NOTES = sqlMigration(nextVersion(), 'json_notes', `SELECT pg_temp.strata_tenant_table('json_notes', $$ body json NOT NULL $$);`);
 const TENANT = randomUUID();
 const NEIGHBOUR = randomUUID();
-const PROJECTS = 6_000; // more than one COPY batch (5,000)
+const PROJECTS = 6_000; // more than one COPY batch (1,000 into an exclusive home, 5,000 into a shared one)
 
 /**
  * The copier as managed PostgreSQL runs it: the owner role is not a superuser, so FORCE ROW LEVEL
@@ -86,6 +86,18 @@ describe('home copier with an owner role that is not a superuser', () => {
       await copier.close();
     }
   };
+  /** The schema's indexes and constraints (the schema's name taken out), in a stable order. */
+  const shapeOf = async (schema: string) =>
+    (
+      await owner.query<{ def: string }>(
+        `SELECT replace(indexdef, $1 || '.', '') AS def FROM pg_indexes WHERE schemaname = $1
+         UNION ALL
+         SELECT c.relname || ': ' || replace(pg_get_constraintdef(k.oid), $1 || '.', '') || CASE WHEN k.convalidated THEN '' ELSE ' NOT VALID' END
+           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid WHERE c.relnamespace = $1::regnamespace
+         ORDER BY 1`,
+        [schema],
+      )
+    ).rows.map((r) => r.def);
   const forced = async (schema: string) =>
     (await owner.query<{ relname: string; forced: boolean }>(`SELECT relname, relforcerowsecurity AS forced FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r' AND relname <> 'strata_migrations' ORDER BY relname`, [schema])).rows;
 
@@ -130,6 +142,8 @@ describe('home copier with an owner role that is not a superuser', () => {
     }
     expect(checks.find((c) => c.table === 'tasks')?.targetRows).toBe(PROJECTS);
     expect(await forced('dst_home')).toEqual((await forced('src_home')).map((t) => ({ ...t, forced: true })));
+    // Every index and constraint as the migration made it: foreign keys added back, validated.
+    expect(await shapeOf('dst_home')).toEqual(await shapeOf('src_home'));
   });
 
   it('copies again into the same exclusive home from the start (a copy run again after a crash), with nothing doubled', async () => {
