@@ -15,7 +15,7 @@ jest.setTimeout(60_000);
 const NOTES = sqlMigration(nextVersion(), 'json_notes', `SELECT pg_temp.strata_tenant_table('json_notes', $$ body json NOT NULL $$);`);
 const TENANT = randomUUID();
 const NEIGHBOUR = randomUUID();
-const PROJECTS = 6_000; // more than one COPY batch (1,000 into an exclusive home, 5,000 into a shared one)
+const PROJECTS = 6_000; // more than one COPY batch (5,000)
 
 /**
  * The copier as managed PostgreSQL runs it: the owner role is not a superuser, so FORCE ROW LEVEL

@@ -6,16 +6,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { FENCE_LOCK_CLASS, OwnerConnections, quoteIdent, tenantTablesOf, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
 import type { TableCheck } from './tenant-move.types';
 
-/**
- * Rows per COPY batch. Into an exclusive home, 1,000 with its secondary indexes kept: each batch a
- * short statement with a rest after it, where 5,000 with the indexes dropped and built again ended
- * each big table with one index build of ~130 ms on one core, during which every tenant of that
- * server waited (bench:move --dump showed the episodes; silo → bridge neighbours' p99 3.2–4.5× in
- * three runs, 1.0–2.2× in four of five after, the copy ~1 s longer). Into a shared home, 5,000:
- * each batch is a stage and an upsert, and batches of 1,000 measured no better there.
- */
-const COPY_BATCH_EXCLUSIVE = 1000;
-const COPY_BATCH_SHARED = 5000;
+const COPY_BATCH = 5000;
 const ROUND_LIMIT = 10_000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -159,11 +150,10 @@ export class HomeCopier {
    *
    * Into an exclusive home (a bridge schema, a silo database: it serves nobody before the cutover)
    * each table is filled in one target transaction that first clears the tenant's rows (a copy run
-   * again after a crash starts the table over) and drops its foreign keys, then adds them again
-   * last, from their own catalog definitions, each validated in one pass instead of row by row
-   * (50,000 task rows measured: foreign-key checks 190–340 ms row by row). Its indexes stay and are
-   * filled batch by batch (~100 ms per 50,000 rows where a build after took ~50 ms, but a build is
-   * one statement: see COPY_BATCH_EXCLUSIVE). COPY FROM refuses a
+   * again after a crash starts the table over) and drops its foreign keys and secondary indexes, then
+   * makes them again last, from their own catalog definitions: checks and index entries are then
+   * built in one pass each instead of row by row (50,000 task rows measured: foreign-key checks
+   * 190–340 ms, the secondary index ~100 ms row by row vs ~50 ms built after). COPY FROM refuses a
    * table whose row security applies to the session, and FORCE applies it to an owner that is not a
    * superuser (managed PostgreSQL): the same transaction turns FORCE off and on again, and checks
    * before committing that it copied no row of another tenant. DDL is transactional, so a copy that
@@ -183,23 +173,22 @@ export class HomeCopier {
     try {
       for (const t of await this.tenantTables()) {
         const table = this.qualified(this.to, t.name);
-        let foreignKeys: ForeignKey[] = [];
+        let deferred: DeferredObject[] = [];
         let forced = false;
         if (exclusive) {
           await this.guard();
           await tgt.query('BEGIN');
           forced = await unforceRowSecurity(tgt, table);
           await tgt.query(`DELETE FROM ${table} WHERE tenant_id = $1`, [this.tenantId]);
-          foreignKeys = await dropForeignKeys(tgt, table);
+          deferred = await dropDeferrable(tgt, table);
         }
-        const batch = exclusive ? COPY_BATCH_EXCLUSIVE : COPY_BATCH_SHARED;
         try {
           let after: string | null = null;
           for (;;) {
-            // The batch ends at the batch-th id past the last one (an index-only walk of the
+            // The batch ends at the COPY_BATCH-th id past the last one (an index-only walk of the
             // primary key), so each COPY is a plain range the source streams in any order.
             const bound: { rows: Array<{ id: string }> } = await src.query<{ id: string }>(
-              `SELECT id::text AS id FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1 ${after ? 'AND id > $2::uuid' : ''} ORDER BY id OFFSET ${batch - 1} LIMIT 1`,
+              `SELECT id::text AS id FROM ${this.qualified(this.from, t.name)} WHERE tenant_id = $1 ${after ? 'AND id > $2::uuid' : ''} ORDER BY id OFFSET ${COPY_BATCH - 1} LIMIT 1`,
               after ? [this.tenantId, after] : [this.tenantId],
             );
             const upTo: string | null = bound.rows[0]?.id ?? null;
@@ -214,7 +203,7 @@ export class HomeCopier {
           }
           if (exclusive) {
             await this.guard();
-            await this.throttle.run(() => addForeignKeys(tgt, table, foreignKeys));
+            await this.throttle.run(() => remake(tgt, table, deferred));
             if (forced) await tgt.query(`ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`);
             const foreign = await tgt.query(`SELECT 1 FROM ${table} WHERE tenant_id IS DISTINCT FROM $1 LIMIT 1`, [this.tenantId]);
             if (foreign.rows.length) throw new Error(`copy into ${table} found a row of another tenant; nothing of it was committed`);
@@ -645,24 +634,34 @@ const NO_THROTTLE = new Throttle(0);
 
 type ChecksumMethod = 'hash' | 'md5';
 
-/** A foreign key of a table, as its catalog defines it. */
-interface ForeignKey {
+/** A foreign key or a plain (non-unique, non-constraint) index of a table, as its catalog defines it. */
+interface DeferredObject {
+  kind: 'foreign_key' | 'index';
   name: string;
   definition: string;
 }
 
 /**
- * Drops a table's foreign keys inside the caller's transaction and answers their definitions
- * (pg_get_constraintdef), for `addForeignKeys`. The primary key, unique constraints and indexes
- * stay: upserts and the catch-up's ON CONFLICT need the keys.
+ * Drops a table's foreign keys and plain secondary indexes inside the caller's transaction and
+ * answers their definitions (pg_get_constraintdef / pg_get_indexdef), for `remake`. The primary key
+ * and unique constraints stay: upserts and the catch-up's ON CONFLICT need them.
  */
-async function dropForeignKeys(c: Client, table: string): Promise<ForeignKey[]> {
-  const found = await c.query<ForeignKey>(
-    `SELECT k.conname AS name, pg_get_constraintdef(k.oid) AS definition FROM pg_constraint k WHERE k.conrelid = $1::regclass AND k.contype = 'f' ORDER BY 1`,
+async function dropDeferrable(c: Client, table: string): Promise<DeferredObject[]> {
+  const found = await c.query<DeferredObject & { schema: string }>(
+    `SELECT 'foreign_key' AS kind, k.conname AS name, pg_get_constraintdef(k.oid) AS definition, NULL AS schema
+       FROM pg_constraint k WHERE k.conrelid = $1::regclass AND k.contype = 'f'
+     UNION ALL
+     SELECT 'index', ic.relname, pg_get_indexdef(i.indexrelid), n.nspname
+       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+      WHERE i.indrelid = $1::regclass AND NOT i.indisunique AND NOT i.indisprimary
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+      ORDER BY 1, 2`,
     [table],
   );
-  for (const k of found.rows) await c.query(`ALTER TABLE ${table} DROP CONSTRAINT ${quoteIdent(k.name)}`);
-  return found.rows;
+  for (const o of found.rows) {
+    await c.query(o.kind === 'foreign_key' ? `ALTER TABLE ${table} DROP CONSTRAINT ${quoteIdent(o.name)}` : `DROP INDEX ${quoteIdent(o.schema)}.${quoteIdent(o.name)}`);
+  }
+  return found.rows.map(({ kind, name, definition }) => ({ kind, name, definition }));
 }
 
 /**
@@ -676,9 +675,10 @@ async function unforceRowSecurity(c: Client, table: string): Promise<boolean> {
   return true;
 }
 
-/** Adds again what `dropForeignKeys` dropped, each validated in one pass. */
-async function addForeignKeys(c: Client, table: string, keys: ForeignKey[]): Promise<void> {
-  for (const k of keys) await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(k.name)} ${k.definition}`);
+/** Makes again what `dropDeferrable` dropped: indexes first, then the foreign keys (each validated in one pass). */
+async function remake(c: Client, table: string, deferred: DeferredObject[]): Promise<void> {
+  for (const o of deferred.filter((d) => d.kind === 'index')) await c.query(o.definition);
+  for (const o of deferred.filter((d) => d.kind === 'foreign_key')) await c.query(`ALTER TABLE ${table} ADD CONSTRAINT ${quoteIdent(o.name)} ${o.definition}`);
 }
 
 /**
