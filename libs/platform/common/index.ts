@@ -37,4 +37,5 @@ export { CommonErrorCode } from './common.errors';
 export { errorCatalogue, type ErrorCatalogue } from './error-catalogue';
 export { API_ERRORS, ApiErrors, ApiItemsResponse, ApiPageResponse, declaredApiErrors, mergeErrorMaps, type ApiErrorMap } from './openapi.decorators';
 export { REQUEST_ID_RULE, requestIdMiddleware } from './request-id';
+export { DutyCycle, FULL_SPEED } from './duty.cycle';
 export { KeyedSlots, SlotWaitError, type KeyedSlotsOptions, type SlotWaitCancellation, type SlotWaitFailure } from './keyed.slots';

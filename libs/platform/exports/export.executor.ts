@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { DutyCycle, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { LeasedExecutor, LeaseKeeper, LeaseLost } from '#strata/leases';
 import { CONTROL_DATA_SOURCE, PoolEntity, TenantEntity } from '#strata/control-plane';
 import { STORAGE_DRIVER, type StorageDriver } from '#strata/storage';
@@ -118,6 +118,7 @@ export class ExportExecutor extends LeasedExecutor {
       await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const tables = await tenantTablesOf(session, home.schema);
       if (!tables.length) throw new FatalExportError(`no tenant tables in schema ${home.schema} of ${home.database}`);
+      const cycle = new DutyCycle(this.config.moveCopyRestRatio);
       for (const t of tables) {
         const out = await builder.table();
         let after = ZERO_UUID;
@@ -125,18 +126,18 @@ export class ExportExecutor extends LeasedExecutor {
           assertLease();
           // tenant_id is left out: the rows restore into any tenant id, and re-exporting a restored
           // tenant gives byte-identical files (the same checksums).
-          const started = performance.now();
-          const batch = await session.query<{ line: string; id: string }>(
-            `SELECT (to_jsonb(t) - 'tenant_id')::text AS line, t.id::text AS id
-               FROM ${quoteIdent(home.schema)}.${quoteIdent(t.name)} t WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT ${BATCH}`,
-            [tenant.id, after],
-          );
-          for (const r of batch.rows) await out.write(r.line);
-          rowsExported += batch.rows.length;
           // A duty cycle like a move's copy (MOVE_COPY_REST_RATIO): the tenants still served on this
           // server should not feel a whole-tenant scan more than they must.
-          const rest = (performance.now() - started) * this.config.moveCopyRestRatio;
-          if (rest >= 1) await new Promise((r) => setTimeout(r, rest));
+          const batch = await cycle.run(async () => {
+            const read = await session.query<{ line: string; id: string }>(
+              `SELECT (to_jsonb(t) - 'tenant_id')::text AS line, t.id::text AS id
+                 FROM ${quoteIdent(home.schema)}.${quoteIdent(t.name)} t WHERE tenant_id = $1 AND id > $2::uuid ORDER BY id LIMIT ${BATCH}`,
+              [tenant.id, after],
+            );
+            for (const r of read.rows) await out.write(r.line);
+            return read;
+          });
+          rowsExported += batch.rows.length;
           if (batch.rows.length < BATCH) break;
           after = batch.rows[batch.rows.length - 1].id;
           await this.exports.progress(record.id, this.owner, rowsExported, 0);

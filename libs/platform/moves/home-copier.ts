@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { escapeLiteral, type Client } from 'pg';
-import { LOCK_NOT_AVAILABLE } from '#strata/common';
+import { DutyCycle, FULL_SPEED, LOCK_NOT_AVAILABLE } from '#strata/common';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { FENCE_LOCK_CLASS, OwnerConnections, quoteIdent, tenantTablesOf, type TenantHome, type TenantTable } from '#strata/tenancy/platform';
 import type { TableCheck } from './tenant-move.types';
@@ -82,7 +82,7 @@ export class HomeCopier {
     private readonly tenantId: string,
     private readonly moveId: string,
     private readonly guard: () => Promise<void> = async () => undefined,
-    private readonly throttle: Throttle = NO_THROTTLE,
+    private readonly throttle: DutyCycle = FULL_SPEED,
   ) {}
 
   async close(): Promise<void> {
@@ -259,7 +259,7 @@ export class HomeCopier {
     const stage = `pg_temp.${name}`;
     await tgt.query(`CREATE TEMP TABLE IF NOT EXISTS ${name} (LIKE ${target}) ON COMMIT DELETE ROWS`);
     const n = await this.streamBatch(src, tgt, t, stage, format, after, upTo);
-    if (n) await this.upsertFrom(tgt, t, `SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${stage}`);
+    if (n) await tgt.query(this.upsertSql(t, `SELECT ${t.columns.map(quoteIdent).join(', ')} FROM ${stage}`));
     return n;
   }
 
@@ -505,12 +505,6 @@ export class HomeCopier {
     if (seqs.length) await src.query(`DELETE FROM strata_fence.move_changes WHERE move_id = $1 AND seq = ANY($2::bigint[])`, [this.moveId, seqs]);
   }
 
-
-  /** INSERT … ON CONFLICT DO UPDATE of the target table from `select` (its columns in the table's order). */
-  private async upsertFrom(tgt: Client, table: TenantTable, select: string, params: unknown[] = []): Promise<void> {
-    await tgt.query(this.upsertSql(table, select), params);
-  }
-
   /** INSERT … ON CONFLICT DO UPDATE of the target table from `select` (its columns in the table's order). */
   private upsertSql(table: TenantTable, select: string): string {
     const qualified = this.qualified(this.to, table.name);
@@ -541,7 +535,6 @@ export class HomeCopier {
     return { n: Number(r.rows[0].n), sum: r.rows[0].sum };
   }
 
-  /** Sequences owned by the tenant tables continue on the target past every value the source handed out. */
   /** The source schema's sequences (none in the usual case: the tenant tables' ids are uuids). */
   private async sequencesOf(src: Client): Promise<number> {
     const r = await src.query<{ n: string }>(
@@ -551,7 +544,10 @@ export class HomeCopier {
     return Number(r.rows[0].n);
   }
 
-  /** Inside the fence: the sequences' last values onto the target (skipped, no round trip, when `sequences` is 0). */
+  /**
+   * Inside the fence: sequences owned by the tenant tables continue on the target past every value
+   * the source handed out (skipped, no round trip, when `sequences` is 0).
+   */
   private async carrySequences(src: Client, sequences: number): Promise<void> {
     if (sequences === 0) return;
     const seqs = await src.query<{ name: string; last: string | null }>(
@@ -614,23 +610,6 @@ export class HomeCopier {
   }
 }
 
-/**
- * A duty cycle for the bulk phases (copy, checksums): after each piece of work, rest `ratio` times
- * as long as it took, so a move leaves the servers' CPU to the tenants still served on them
- * (bench:move measured the neighbours' p99 at 3–12× during an unthrottled copy on 2 cores).
- */
-export class Throttle {
-  constructor(private readonly ratio: number) {}
-
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    const result = await work();
-    const rest = (performance.now() - started) * this.ratio;
-    if (rest >= 1) await new Promise((r) => setTimeout(r, rest));
-    return result;
-  }
-}
-const NO_THROTTLE = new Throttle(0);
 
 type ChecksumMethod = 'hash' | 'md5';
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { LOCK_NOT_AVAILABLE, STRATA_CONFIG, type StrataConfig } from '#strata/common';
+import { DutyCycle, LOCK_NOT_AVAILABLE, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { LeasedExecutor, LeaseKeeper, LeaseLost } from '#strata/leases';
 import {
   AUDIT_LOG,
@@ -24,7 +24,7 @@ import {
   TierDrivers,
   type TenantHome,
 } from '#strata/tenancy/platform';
-import { HomeCopier, Throttle } from './home-copier';
+import { HomeCopier } from './home-copier';
 import { TenantMovesRepository } from './tenant-moves.repository';
 import { CANCELLABLE_PHASES, type MovePhase, type TenantMoveRecord } from './tenant-move.types';
 
@@ -417,7 +417,7 @@ export class MoveExecutor extends LeasedExecutor {
     const to = this.drivers.of(move.toTier).homeOf({ schemaName: move.toSchema, databaseName: move.toDatabase }, toPool);
     const sameHome = from.host === to.host && from.port === to.port && from.database === to.database && from.schema === to.schema;
     if (sameHome) throw new FatalMoveError('source and target are the same home');
-    const throttle = new Throttle(this.config.moveCopyRestRatio);
+    const throttle = new DutyCycle(this.config.moveCopyRestRatio);
     return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease, throttle) };
   }
 

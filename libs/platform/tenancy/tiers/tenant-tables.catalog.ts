@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { DutyCycle } from '#strata/common';
 
 export interface TenantTable {
   name: string;
@@ -66,26 +67,25 @@ export async function deleteTenantRows(
 ): Promise<number> {
   const tables = await tenantTablesOf(client, schema);
   const limit = Math.max(1, Math.floor(batchRows));
+  const cycle = new DutyCycle(restRatio);
   let deleted = 0;
   for (const t of [...tables].reverse()) {
     const table = `${quoteIdent(schema)}.${quoteIdent(t.name)}`;
     for (;;) {
-      const started = performance.now();
-      let n = 0;
-      await client.query('BEGIN');
-      try {
-        await client.query(`SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)`, [quoteIdent(schema), tenantId]);
-        const r = await client.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND id IN (SELECT id FROM ${table} WHERE tenant_id = $1 LIMIT ${limit})`, [tenantId]);
-        n = r.rowCount ?? 0;
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
+      const n = await cycle.run(async () => {
+        await client.query('BEGIN');
+        try {
+          await client.query(`SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)`, [quoteIdent(schema), tenantId]);
+          const r = await client.query(`DELETE FROM ${table} WHERE tenant_id = $1 AND id IN (SELECT id FROM ${table} WHERE tenant_id = $1 LIMIT ${limit})`, [tenantId]);
+          await client.query('COMMIT');
+          return r.rowCount ?? 0;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      });
       deleted += n;
       if (n < limit) break;
-      const rest = (performance.now() - started) * restRatio;
-      if (rest >= 1) await new Promise((r) => setTimeout(r, rest));
     }
   }
   return deleted;
