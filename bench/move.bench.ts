@@ -6,7 +6,7 @@
  * writes (the writer's acknowledged writes against the rows in the tenant's new home, read as the
  * owner), and the other tenants' p99 before vs during the move. See bench/README.md.
  *
- *   npm run bench:move -- [--rows 100000] [--rate 300] [--other-rate 100] [--before 8] [--after 2] [--warmup 5] [--keep-log]
+ *   npm run bench:move -- [--rows 100000] [--rate 300] [--other-rate 100] [--before 8] [--after 2] [--warmup 5] [--rounds 1] [--keep-log]
  *
  * Exits 1 when an acknowledged write is missing or doubled in the tenant's home, or a move does
  * not finish; missing a time target is printed (✗), not fatal.
@@ -22,7 +22,7 @@ import { withClient, type BenchDatabase } from './bench-database';
 import { runBench } from './bench-run';
 import { CpuMeter, machineTicks, procTicks, tickUs, type CpuUsagePerRequest } from './cpu-meter';
 import type { MoveServerReady } from './move-server';
-import { clock, latency, ok, OpenLoop, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
+import { clock, latency, ok, OpenLoop, quantile, statsOf, type LatencyStats, type PlannedRequest, type Sample } from './open-loop';
 import { call, forkApiChild, readyMessageOf, type ApiChild } from './api-child';
 
 /** The moving and the other tenants' plan: enterprise's quotas (none) at a rate and a concurrency no run reaches. */
@@ -60,6 +60,8 @@ interface Options {
   dump: string | null;
   /** Who runs the move: the API child (`npm start` alone) or a worker process beside it (with Redis). */
   executor: 'api' | 'worker';
+  /** How many times the tenant goes round pool → silo → bridge → pool (each direction this many moves). */
+  rounds: number;
 }
 
 function executorOf(raw: string | undefined): Options['executor'] {
@@ -81,12 +83,13 @@ function parseOptions(argv: string[]): Options {
       'keep-log': { type: 'boolean', default: false },
       dump: { type: 'string' },
       executor: { type: 'string', default: 'api' },
+      rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     console.log(
-      'usage: npm run bench:move -- [--rows 100000] [--rate 300] [--other-rate 100] [--before 8] [--after 2] [--warmup 5] [--keep-log]\n' +
+      'usage: npm run bench:move -- [--rows 100000] [--rate 300] [--other-rate 100] [--before 8] [--after 2] [--warmup 5] [--rounds 1] [--keep-log]\n' +
         '  --rows n        rows bulk-loaded into the moving tenant before the first move (10 % projects, 50 % tasks, 40 % invoices)\n' +
         '  --rate r        the writer: requests/s to the moving tenant (POST /invoices, POST and PATCH /projects)\n' +
         '  --other-rate r  requests/s to each of the other two tenants (GET /projects/:id, POST /invoices)\n' +
@@ -97,7 +100,9 @@ function parseOptions(argv: string[]): Options {
         '  --dump f        write every request\'s [scheduled, done, op] and the moves\' phases to f (JSON), and the API\n' +
         '                  child\'s event-loop stalls over 12 ms to f.stalls ("<epoch ms> <ms late>" lines): where a p99 comes from\n' +
         '  --executor w    api (default): the API child runs the move, as `npm start` alone does; worker: a worker\n' +
-        '                  process runs it (MOVES_EXECUTOR=false in the API), both with REDIS_URL, as deployed',
+        '                  process runs it (MOVES_EXECUTOR=false in the API), both with REDIS_URL, as deployed\n' +
+        '  --rounds n      go round the three directions n times (default 1) and add a summary per direction over its\n' +
+        '                  n moves, the other tenants\' samples pooled: one move\'s p99 is its 2nd-3rd slowest request',
     );
     process.exit(0);
   }
@@ -117,6 +122,7 @@ function parseOptions(argv: string[]): Options {
     keepLog: values['keep-log'] ?? false,
     dump: values.dump ?? null,
     executor: executorOf(values.executor),
+    rounds: Math.round(num('rounds', values.rounds, 1, 1)),
   };
 }
 
@@ -775,7 +781,8 @@ function report(results: DirectionResult[], writer: OpenLoop<WriteMeta>, others:
     const pauseOk = Number.isFinite(cutMax) && cutMax <= TARGET_PAUSE_MS;
     const selfPauseOk = v.pauseMs !== null && v.pauseMs <= TARGET_PAUSE_MS;
 
-    lines.push('', `### ${r.from} → ${r.to}`, '');
+    const round = results.length > DIRECTIONS.length ? `round ${Math.floor(results.indexOf(r) / DIRECTIONS.length) + 1}: ` : '';
+    lines.push('', `### ${round}${r.from} → ${r.to}`, '');
     lines.push(
       `Move ${v.id}: **${v.phase}**${v.error ? ` — error: ${v.error}` : ''}${r.stuck ? ' (did not end in time; cancel asked)' : ''}; ` +
         `${fmtInt(v.rowsTotal)} rows (${v.checks.map((c) => `${c.table} ${fmtInt(c.sourceRows)}`).join(', ') || 'no checks'}); ` +
@@ -881,6 +888,7 @@ function report(results: DirectionResult[], writer: OpenLoop<WriteMeta>, others:
       );
     }
   }
+  if (results.length > DIRECTIONS.length) lines.push('', ...summaryByDirection(results, writer, others));
   if (finalCheck) {
     lines.push(
       '',
@@ -898,6 +906,45 @@ function report(results: DirectionResult[], writer: OpenLoop<WriteMeta>, others:
       `window before it. Time targets are shown, not enforced.`,
   );
   return lines.join('\n');
+}
+
+/**
+ * Every direction over its moves (`--rounds`): the targets' ranges, and the other tenants' p99 with
+ * their samples pooled — before windows together, moves together. A half-load move of 2–4 s gives
+ * each other tenant ~150 requests, so its p99 is the 2nd–3rd slowest, decided by one slow moment;
+ * pooled over rounds it is a figure two runs of the same code agree on.
+ */
+function summaryByDirection(results: DirectionResult[], writer: OpenLoop<WriteMeta>, others: OtherLoad[]): string[] {
+  const lines = [
+    `### Summary over ${results.length / DIRECTIONS.length} rounds`,
+    '',
+    "| direction | moves done | `pauseMs` | writer max at cutover (≤ 50 ms) | total (≤ 10 s) | other tenants' p99 before → during, pooled (≤ 1.5×) | p50 before → during | each move's ratio (both tenants) |",
+    '|---|--:|--:|--:|--:|--:|--:|---|',
+  ];
+  const range = (xs: number[], f: (x: number) => string) => (xs.length ? `${f(Math.min(...xs))}–${f(Math.max(...xs))}` : 'n/a');
+  for (const [from, to] of DIRECTIONS) {
+    const mine = results.filter((r) => r.from === from && r.to === to);
+    const done = mine.filter((r) => r.view.phase === 'done');
+    const pauses = done.map((r) => r.view.pauseMs).filter((x): x is number => x !== null);
+    const cutMax = done.map((r) => {
+      const cut = phaseWindow(r.view, 'cutover');
+      const around = cut ? writer.samples.filter((x) => x.intended <= cut[1] && x.done >= cut[0]) : [];
+      return around.length ? Math.max(...around.map(latency)) : NaN;
+    });
+    const totals = done.map((r) => ts(r.view.finishedAt) - ts(r.view.startedAt));
+    const pooled = (window: (r: DirectionResult) => [number, number]) =>
+      others.flatMap((o) => mine.flatMap((r) => o.loop.samples.filter((x) => x.intended >= window(r)[0] && x.intended < window(r)[1]))).map(latency).sort((a, b) => a - b);
+    const before = pooled((r) => [r.beforeFrom, r.requestedAt]);
+    const during = pooled((r) => [r.requestedAt, r.endedAt]);
+    const ratio = quantile(during, 0.99) / quantile(before, 0.99);
+    const each = mine.flatMap((r) => others.map((o) => statsOf(o.loop.samples, r.requestedAt, r.endedAt).p99 / statsOf(o.loop.samples, r.beforeFrom, r.requestedAt).p99));
+    lines.push(
+      `| ${from} → ${to} | ${done.length} of ${mine.length} | ${range(pauses, (x) => `${x}`)} ms | ${range(cutMax.filter(Number.isFinite), fmtMs)} ms | ${range(totals, fmtS)} | ` +
+        `${fmtMs(quantile(before, 0.99))} → ${fmtMs(quantile(during, 0.99))} ms (**${ratio.toFixed(2)}×**, ${fmtInt(during.length)} requests) ${mark(ratio <= TARGET_P99_RATIO)} | ` +
+        `${fmtMs(quantile(before, 0.5))} → ${fmtMs(quantile(during, 0.5))} ms | ${each.map((x) => x.toFixed(2)).join(', ')} |`,
+    );
+  }
+  return lines;
 }
 
 function describeEnvironment(opts: Options, server: Server, pgVersion: string, pg: Record<string, string>, loaded: Loaded, logPath: string): Record<string, string> {
@@ -964,7 +1011,7 @@ void runBench(
     if (loaded.sampleInvoiceId) await call(s.base, 'GET', `/invoices/${loaded.sampleInvoiceId}`, auth);
 
     // Loads: bounded by count, time and requests in flight; all to 127.0.0.1.
-    const maxDurationMs = opts.warmupMs + DIRECTIONS.length * (opts.beforeMs + MOVE_DEADLINE_MS + SOURCE_DROP_WAIT_MS + opts.afterMs) + 60_000;
+    const maxDurationMs = opts.warmupMs + opts.rounds * DIRECTIONS.length * (opts.beforeMs + MOVE_DEADLINE_MS + SOURCE_DROP_WAIT_MS + opts.afterMs) + 60_000;
     const writer = new OpenLoop<WriteMeta>({
       name: 'writer',
       origin: s.base,
@@ -1003,11 +1050,13 @@ void runBench(
     const sampler = new Client({ connectionString: db.adminUrl, application_name: 'strata-bench-move-cpu' });
     await sampler.connect();
     onCleanup(() => sampler.end());
-    for (const [from, to] of DIRECTIONS) {
-      const r = await runMove(s, db, mover, from, to, opts, writer, meter, sampler);
-      results.push(r);
-      log(`${from} → ${to}: ${r.check.lost.length} lost, ${r.check.doubled.length} doubled of ${fmtInt(r.check.acked)} acked so far`);
-      if (r.view.phase !== 'done') break;
+    rounds: for (let round = 1; round <= opts.rounds; round++) {
+      for (const [from, to] of DIRECTIONS) {
+        const r = await runMove(s, db, mover, from, to, opts, writer, meter, sampler);
+        results.push(r);
+        log(`${opts.rounds > 1 ? `round ${round}, ` : ''}${from} → ${to}: ${r.check.lost.length} lost, ${r.check.doubled.length} doubled of ${fmtInt(r.check.acked)} acked so far`);
+        if (r.view.phase !== 'done') break rounds;
+      }
     }
 
     await Promise.all(loops.map((l) => l.stop()));
@@ -1039,7 +1088,7 @@ void runBench(
     if (moveLines.length) console.error(`\nMoveExecutor log:\n${moveLines.join('\n')}`);
 
     const lostOrDoubled = results.some((r) => r.check.lost.length || r.check.doubled.length) || finalCheck.lost.length + finalCheck.doubled.length > 0;
-    const unfinished = results.length < DIRECTIONS.length || results.some((r) => r.view.phase !== 'done');
+    const unfinished = results.length < opts.rounds * DIRECTIONS.length || results.some((r) => r.view.phase !== 'done');
     if (lostOrDoubled || unfinished) {
       keepLog();
       if (lostOrDoubled) console.error('\n!! BENCH FAILED: acknowledged writes are missing from or doubled in the tenant\'s home (see above)');
