@@ -1,11 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
 import { Client, escapeIdentifier } from 'pg';
 import { migrateSchema } from '#strata/migrator';
 import { HomeCopier } from '../../libs/platform/moves/home-copier';
 import type { StrataConfig } from '../../libs/platform/common/strata.config';
-import { lowerBackendPriority, OwnerConnections, type LoweredBackend, type TenantHome } from '#strata/tenancy/platform';
+import { OwnerConnections, type TenantHome } from '#strata/tenancy/platform';
 import { deleteTenantRows } from '../../libs/platform/tenancy/tiers/tenant-tables.catalog';
 import { startExtraPostgres, type ExtraPostgres } from '../support/extra-postgres';
 import { nextVersion, sqlMigration, withExtra } from '../support/fleet-fixture';
@@ -18,19 +16,6 @@ const NOTES = sqlMigration(nextVersion(), 'json_notes', `SELECT pg_temp.strata_t
 const TENANT = randomUUID();
 const NEIGHBOUR = randomUUID();
 const PROJECTS = 6_000; // more than one COPY batch (5,000)
-
-/** The niceness of a process's autogroup, or null where the kernel does not group by session. */
-function autogroupNice(pid: number): number | null {
-  if (!autogroupsOn()) return null;
-  return Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]);
-}
-function autogroupsOn(): boolean {
-  try {
-    return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The copier as managed PostgreSQL runs it: the owner role is not a superuser, so FORCE ROW LEVEL
@@ -295,62 +280,6 @@ describe('home copier with an owner role that is not a superuser', () => {
       }
     },
   );
-
-  it('runs the copy, the catch-up rounds and the checksums on sessions of their own with niced backends, and the fence at the usual priority', async () => {
-    // The extra server runs on this host; this process may renice its backends when it is root (as
-    // CI runs) — anywhere else lowerBackendPriority answers null and the bulk work falls back to the
-    // usual sessions, which the second branch checks.
-    const mayRenice = process.getuid?.() === 0;
-    const lowered: LoweredBackend[] = [];
-    const lower = async (c: Client) => {
-      const l = await lowerBackendPriority(c, 7);
-      if (l) lowered.push(l);
-      return l;
-    };
-    const sessions = async () =>
-      (
-        await admin.query<{ pid: number; name: string }>(
-          `SELECT pid, application_name AS name FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'strata-move-%' ORDER BY name`,
-          [database],
-        )
-      ).rows.map((r) => ({ name: r.name, nice: getPriority(r.pid), autogroup: autogroupNice(r.pid) }));
-    const writer = await sessionAs(TENANT, 'src_home');
-    const copier = new HomeCopier(owners, home('src_home', true), home('dst_home', true), TENANT, randomUUID(), undefined, undefined, lower);
-    try {
-      await copier.startCapture();
-      copier.startBulkWork();
-      await copier.copySnapshot(async () => undefined);
-      await writer.query(`UPDATE projects SET description = 'changed while copying' WHERE id = (SELECT id FROM projects ORDER BY id LIMIT 1)`);
-      expect((await copier.catchUpRound()).applied).toBe(1);
-      const checks = await copier.verify();
-      for (const c of checks) expect(c.targetChecksum).toBe(c.sourceChecksum);
-      const during = await sessions();
-      await copier.endBulkWork();
-      await writer.query(`UPDATE projects SET description = 'changed before the fence' WHERE id = (SELECT id FROM projects ORDER BY id LIMIT 1)`);
-      expect((await copier.fencedDrain(5000)).drained).toBe(1);
-      const after = await sessions();
-      const agNice = autogroupsOn() ? 7 : null;
-      if (mayRenice) {
-        expect(lowered.map((l) => l.nice)).toEqual([7, 7]);
-        expect(during.filter((s) => s.name.startsWith('strata-move-bulk-'))).toEqual([
-          { name: 'strata-move-bulk-source', nice: 7, autogroup: agNice },
-          { name: 'strata-move-bulk-target', nice: 7, autogroup: agNice },
-        ]);
-      } else {
-        expect(lowered).toEqual([]);
-        expect(during.filter((s) => s.name.startsWith('strata-move-bulk-'))).toEqual([]);
-      }
-      // The fence's sessions, and the DDL's, were never lowered; the niced ones are gone.
-      expect(after.filter((s) => s.name.startsWith('strata-move-bulk-'))).toEqual([]);
-      for (const s of after.filter((x) => x.name === 'strata-move-source' || x.name === 'strata-move-target')) expect(s.nice).toBe(0);
-      expect(after.map((s) => s.name)).toEqual(expect.arrayContaining(['strata-move-source', 'strata-move-target']));
-    } finally {
-      await copier.stopCapture();
-      await copier.close();
-      await writer.end();
-      await owner.query(`DELETE FROM strata_fence.retired_homes WHERE tenant_id = $1 AND schema_name = 'src_home'`, [TENANT]);
-    }
-  });
 
   it("deletes a tenant's rows from a shared home in batches, each committed on its own, and leaves the other tenant's rows", async () => {
     const count = async (tenant: string) => {

@@ -56,7 +56,6 @@ export function testConfig(db: TestDatabase, overrides: Partial<StrataConfig> = 
     moveSourceRetentionMs: 0,
     moveCutoverLockTimeoutMs: 2000,
     moveCopyRestRatio: 0,
-    moveBackendNice: null,
     onboardingExecutor: true,
     onboardingLeaseMs: 3000,
     onboardingMaxAttempts: 3,

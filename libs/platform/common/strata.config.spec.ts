@@ -52,13 +52,6 @@ describe('configuration', () => {
     expect(() => loadStrataConfig({ ...base, HASH_CONCURRENCY: '0' })).toThrow(/HASH_CONCURRENCY/);
   });
 
-  it("niceness 10 for a move's bulk database sessions by default, off with MOVE_BACKEND_NICE=off, and nothing outside 1 to 19", () => {
-    expect(loadStrataConfig(base).moveBackendNice).toBe(10);
-    expect(loadStrataConfig({ ...base, MOVE_BACKEND_NICE: 'off' }).moveBackendNice).toBeNull();
-    expect(loadStrataConfig({ ...base, MOVE_BACKEND_NICE: '19' }).moveBackendNice).toBe(19);
-    for (const bad of ['0', '20', '-1', 'low', '2.5']) expect(() => loadStrataConfig({ ...base, MOVE_BACKEND_NICE: bad })).toThrow(/MOVE_BACKEND_NICE/);
-  });
-
   it('refuses a short signing secret, naming the variable', () => {
     expect(() => loadStrataConfig({ ...base, AUTH_JWT_SECRET: 'short' })).toThrow(/AUTH_JWT_SECRET/);
   });

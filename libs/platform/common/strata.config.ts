@@ -120,11 +120,6 @@ export interface StrataConfig {
   moveCutoverLockTimeoutMs: number;
   /** After each copy batch and checksum a move rests this many times as long as it took (0: flat out). */
   moveCopyRestRatio: number;
-  /**
-   * Niceness (1–19) of the database backends a move's copy, checksums and ANALYZE run on, where the
-   * server is on this host and the OS allows it (libs/platform/tenancy/backend.priority.ts); null: off.
-   */
-  moveBackendNice: number | null;
   /** This process claims and runs tenant onboardings (libs/platform/onboarding); off for processes that must not. */
   onboardingExecutor: boolean;
   /** How long an onboarding's claim lasts without a heartbeat before another process may take it over. */
@@ -175,16 +170,6 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min = 0): nu
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`config: ${key} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-/** A Unix niceness from 1 to 19, or null for `off`. */
-function niceness(env: NodeJS.ProcessEnv, key: string, fallback: number): number | null {
-  const raw = env[key]?.trim();
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'off') return null;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 19) throw new Error(`config: ${key} must be an integer from 1 to 19 or off, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -317,7 +302,6 @@ export function loadStrataConfig(env: NodeJS.ProcessEnv = process.env): StrataCo
     moveSourceRetentionMs: int(env, 'MOVE_SOURCE_RETENTION_SECONDS', 86_400, 0) * 1000,
     moveCutoverLockTimeoutMs: int(env, 'MOVE_CUTOVER_LOCK_TIMEOUT_MS', 2000, 10),
     moveCopyRestRatio: num(env, 'MOVE_COPY_REST_RATIO', 0.5, 0),
-    moveBackendNice: niceness(env, 'MOVE_BACKEND_NICE', 10),
     onboardingExecutor: bool(env, 'ONBOARDING_EXECUTOR', true),
     onboardingLeaseMs: int(env, 'ONBOARDING_LEASE_MS', 15_000, 1000),
     onboardingMaxAttempts: int(env, 'ONBOARDING_MAX_ATTEMPTS', 3, 1),

@@ -69,10 +69,6 @@ export class HomeCopier {
   /** A second source session for the lag, which the copy's REPEATABLE READ session would count as of its snapshot. */
   private monitor?: Client;
   private tables?: TenantTable[];
-  /** Between startBulkWork and endBulkWork: the copy, catch-up rounds, checksums and ANALYZE run on `bulk`'s sessions. */
-  private bulkWork = false;
-  /** Sessions of their own for bulk work, their backends at a lower CPU priority; null: not possible on that side. */
-  private bulk: { source?: Client | null; target?: Client | null } = {};
 
   /**
    * @param guard called before every write to the target and before the fence is taken: it must
@@ -87,31 +83,11 @@ export class HomeCopier {
     private readonly moveId: string,
     private readonly guard: () => Promise<void> = async () => undefined,
     private readonly throttle: DutyCycle = FULL_SPEED,
-    private readonly lowerPriority?: (c: Client) => Promise<unknown>,
   ) {}
 
   async close(): Promise<void> {
-    await Promise.all([this.source, this.target, this.monitor, this.bulk.source, this.bulk.target].map((c) => c?.end().catch(() => undefined)));
+    await Promise.all([this.source, this.target, this.monitor].map((c) => c?.end().catch(() => undefined)));
     this.source = this.target = this.monitor = undefined;
-    this.bulk = {};
-  }
-
-  /**
-   * From here on the copy, catch-up rounds, checksums and ANALYZE run on sessions of their own whose
-   * backends take only the CPU the tenants' queries leave (`lowerPriority`; where it cannot be done,
-   * on the usual sessions). Never DDL on a table the app uses, nor the fence: a backend waiting for
-   * the CPU while it holds a lock others queue behind would make them all wait.
-   */
-  startBulkWork(): void {
-    this.bulkWork = !!this.lowerPriority;
-  }
-
-  /** Ends bulk work and closes its sessions (a lowered priority cannot be raised again): the cutover runs at full priority. */
-  async endBulkWork(): Promise<void> {
-    this.bulkWork = false;
-    const { source, target } = this.bulk;
-    this.bulk = {};
-    await Promise.all([source, target].map((c) => c?.end().catch(() => undefined)));
   }
 
   /** Installs the capture triggers for this move (idempotent). */
@@ -188,8 +164,8 @@ export class HomeCopier {
    * WITH CHECK, in a transaction of its own.
    */
   async copySnapshot(onProgress: (rowsCopied: number) => Promise<void>): Promise<number> {
-    const src = await this.workSession('source');
-    const tgt = await this.workSession('target');
+    const src = await this.sourceSession();
+    const tgt = await this.targetSession();
     const exclusive = this.to.exclusive;
     const format = (await this.sameMajorVersion()) ? ' (FORMAT binary)' : '';
     let copied = 0;
@@ -312,11 +288,11 @@ export class HomeCopier {
    * removes them from the log. Returns how many it applied and how many remain (lag).
    */
   async catchUpRound(): Promise<{ applied: number; lag: number }> {
-    const src = await this.workSession('source');
+    const src = await this.sourceSession();
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     let seqs: string[];
     try {
-      seqs = await this.applyVisibleChanges(src, await this.workSession('target'));
+      seqs = await this.applyVisibleChanges(src);
       await src.query('COMMIT');
     } catch (err) {
       await src.query('ROLLBACK').catch(() => undefined);
@@ -339,13 +315,13 @@ export class HomeCopier {
    * The target has no other writer before cutover, so both sides describe the same instant.
    */
   async verify(): Promise<TableCheck[]> {
-    const src = await this.workSession('source');
-    const tgt = await this.workSession('target');
+    const src = await this.sourceSession();
+    const tgt = await this.targetSession();
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     let seqs: string[];
     const checks: TableCheck[] = [];
     try {
-      seqs = await this.applyVisibleChanges(src, tgt);
+      seqs = await this.applyVisibleChanges(src);
       const hashed = (await this.serverVersion(src)) >= 140000 && (await this.serverVersion(tgt)) >= 140000;
       for (const t of await this.tenantTables()) {
         // One side after the other, throttled: a checksum is a full scan, and the tenants still served
@@ -383,7 +359,7 @@ export class HomeCopier {
    * statistics invalidate what a warmed backend has cached); throttled like the checksums.
    */
   async analyzeTarget(): Promise<void> {
-    const tgt = await this.workSession('target');
+    const tgt = await this.targetSession();
     for (const t of await this.tenantTables()) await this.throttle.run(() => tgt.query(`ANALYZE ${this.qualified(this.to, t.name)}`));
   }
 
@@ -440,7 +416,7 @@ export class HomeCopier {
       // READ COMMITTED: each statement below sees every write unit that committed before the lock.
       let applied: string[] = [];
       for (;;) {
-        applied = await this.applyVisibleChanges(src, await this.targetSession(), applied);
+        applied = await this.applyVisibleChanges(src, applied);
         if (!applied.length) break;
         drained += applied.length;
       }
@@ -464,7 +440,7 @@ export class HomeCopier {
    * (one snapshot for all of it), and deletes `forgetting` (the entries the round before applied:
    * inside the fence, where `src` may write); one transaction on the target applies them.
    */
-  private async applyVisibleChanges(src: Client, tgt: Client, forgetting: string[] = []): Promise<string[]> {
+  private async applyVisibleChanges(src: Client, forgetting: string[] = []): Promise<string[]> {
     const tables = await this.tenantTables();
     const forgets = forgetting.length > 0;
     // $1 move, $2 tenant, $3 the seqs to forget. The entries' CTE is referenced by every branch,
@@ -515,6 +491,7 @@ export class HomeCopier {
       statements.push(this.upsertSql(t, `SELECT ${cols} FROM json_populate_recordset(NULL::${this.qualified(this.to, t.name)}, ${escapeLiteral(rows)}::json)`));
     }
     statements.push('COMMIT');
+    const tgt = await this.targetSession();
     try {
       await tgt.query(statements.join(';\n'));
     } catch (err) {
@@ -614,24 +591,6 @@ export class HomeCopier {
   private async targetSession(): Promise<Client> {
     this.target ??= await this.session(this.to, 'strata-move-target');
     return this.target;
-  }
-
-  /** The session bulk work uses on one side: its own, at a lower priority, between startBulkWork and endBulkWork; else the usual one. */
-  private async workSession(side: 'source' | 'target'): Promise<Client> {
-    const usual = () => (side === 'source' ? this.sourceSession() : this.targetSession());
-    if (!this.bulkWork || this.bulk[side] === null) return usual();
-    if (!this.bulk[side]) {
-      const c = await this.session(side === 'source' ? this.from : this.to, `strata-move-bulk-${side}`);
-      const lowered = await this.lowerPriority!(c).catch(() => null);
-      if (!lowered) {
-        // A server elsewhere (or the OS said no): the usual session does, rather than one more connection.
-        await c.end().catch(() => undefined);
-        this.bulk[side] = null;
-        return usual();
-      }
-      this.bulk[side] = c;
-    }
-    return this.bulk[side]!;
   }
 
   private async session(home: TenantHome, name: string): Promise<Client> {

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import type { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { DutyCycle, LOCK_NOT_AVAILABLE, STRATA_CONFIG, type StrataConfig } from '#strata/common';
 import { LeasedExecutor, LeaseKeeper, LeaseLost } from '#strata/leases';
@@ -15,7 +14,6 @@ import {
 } from '#strata/control-plane';
 import {
   dataAddressOf,
-  lowerBackendPriority,
   OwnerConnections,
   PlacementWarmer,
   placementOf,
@@ -150,9 +148,6 @@ export class MoveExecutor extends LeasedExecutor {
       await this.provision(move, ctx);
       await checkCancel();
     }
-    // Provisioning's DDL (capture triggers on tables the app uses) ran at full priority; the bulk
-    // work from here to the checksums takes only the CPU the tenants leave (MOVE_BACKEND_NICE).
-    ctx.copier.startBulkWork();
     if (phaseIndex(move.phase) <= phaseIndex('copying')) {
       await enter('copying');
       await this.step('copying', move);
@@ -200,7 +195,6 @@ export class MoveExecutor extends LeasedExecutor {
       if (bad.length) throw new FatalMoveError(`verification failed on ${bad.map((c) => `${c.table} (${c.sourceRows} vs ${c.targetRows} rows)`).join(', ')}`);
       await checkCancel();
     }
-    await ctx.copier.endBulkWork();
     await enter('cutover');
     move = await this.cutover(move, ctx, assertLease);
     return move;
@@ -424,9 +418,7 @@ export class MoveExecutor extends LeasedExecutor {
     const sameHome = from.host === to.host && from.port === to.port && from.database === to.database && from.schema === to.schema;
     if (sameHome) throw new FatalMoveError('source and target are the same home');
     const throttle = new DutyCycle(this.config.moveCopyRestRatio);
-    const nice = this.config.moveBackendNice;
-    const lower = nice === null ? undefined : (c: Client) => lowerBackendPriority(c, nice);
-    return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease, throttle, lower) };
+    return { tenant, from, to, confirmLease, copier: new HomeCopier(this.owners, from, to, tenant.id, move.id, confirmLease, throttle) };
   }
 
   private async pool(id: string): Promise<PoolEntity> {

@@ -5,7 +5,6 @@ export * from '../index';
 export { tenantSetupSql, UNIT_BUDGET_POLICY, type UnitBudgets, type UnitBudgetPolicy } from '../tenant-connection.manager';
 export { HomeCircuits, type DegradedHome } from '../home.circuit';
 export { responseCancellation, cancelBackend, type UnitCancellation } from '../backend.cancel';
-export { lowerBackendPriority, type LoweredBackend } from '../backend.priority';
 // The read units' per-statement setup and the name it is prepared under (visible in pg_prepared_statements).
 export { ENTER_READ_SQL, enterReadStatement, enterReadSql, type ReadBudgets } from '../tenant-pg.client';
 export { forgetSharedServerConnections, preparedStatementName, preparedStatementRecoveries, sharesServerConnections } from '../prepared-statements';
