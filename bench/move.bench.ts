@@ -644,6 +644,12 @@ interface DirectionResult {
 
 const ts = (iso: string | null | undefined) => (iso ? Date.parse(iso) : NaN);
 
+/** The writer's requests in flight at any time during the move's `cutover` phase: what the write pause is judged on. */
+function writesAroundCutover(view: MoveView, writer: OpenLoop<WriteMeta>): Sample<WriteMeta>[] {
+  const cut = phaseWindow(view, 'cutover');
+  return cut ? writer.samples.filter((s) => s.intended <= cut[1] && s.done >= cut[0]) : [];
+}
+
 function phaseWindow(view: MoveView, phase: string): [number, number] | null {
   const recs = view.phases.filter((p) => p.phase === phase);
   if (!recs.length) return null;
@@ -770,8 +776,7 @@ function report(results: DirectionResult[], writer: OpenLoop<WriteMeta>, others:
     const maxLag = catching.length ? Math.max(...catching.map((p) => p.lagRows)) : NaN;
     const copying = r.polls.filter((p) => p.phase === 'copying');
     const maxLagCopying = copying.length ? Math.max(...copying.map((p) => p.lagRows)) : NaN;
-    const cut = phaseWindow(v, 'cutover');
-    const around = cut ? writer.samples.filter((s) => s.intended <= cut[1] && s.done >= cut[0]) : [];
+    const around = writesAroundCutover(v, writer);
     const cutMax = around.length ? Math.max(...around.map(latency)) : NaN;
     const cutFailed = around.filter((s) => !ok(s)).length;
     const wBefore = statsOf(writer.samples, r.beforeFrom, r.requestedAt);
@@ -927,8 +932,7 @@ function summaryByDirection(results: DirectionResult[], writer: OpenLoop<WriteMe
     const done = mine.filter((r) => r.view.phase === 'done');
     const pauses = done.map((r) => r.view.pauseMs).filter((x): x is number => x !== null);
     const cutMax = done.map((r) => {
-      const cut = phaseWindow(r.view, 'cutover');
-      const around = cut ? writer.samples.filter((x) => x.intended <= cut[1] && x.done >= cut[0]) : [];
+      const around = writesAroundCutover(r.view, writer);
       return around.length ? Math.max(...around.map(latency)) : NaN;
     });
     const totals = done.map((r) => ts(r.view.finishedAt) - ts(r.view.startedAt));
